@@ -1,0 +1,45 @@
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { RegistryError } from '../../errors.js';
+import { OPERATIONS } from '../../operations.js';
+import { describeRequest } from '../../http/request-context.js';
+import { checkMethod, matchRoute, type RouteKind } from '../routes.js';
+import { deleteBlob, getBlob } from './blobs.js';
+import { getCatalog, getReferrers, getTags } from './listings.js';
+import { deleteManifest, getManifest, putManifest } from './manifests.js';
+import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './uploads.js';
+import type { RegistryServices, RouteHandler } from './shared.js';
+
+const baseHandler: RouteHandler = async (_request, response) => {
+  describeRequest(response, OPERATIONS.base);
+  response.status(200).json({});
+};
+
+const HANDLERS: Record<RouteKind, Partial<Record<string, RouteHandler>>> = {
+  base: { GET: baseHandler },
+  catalog: { GET: getCatalog },
+  tags: { GET: getTags },
+  manifest: { GET: getManifest, PUT: putManifest, DELETE: deleteManifest },
+  uploadStart: { POST: startUpload },
+  upload: { GET: uploadStatus, PATCH: patchUpload, PUT: finishUpload, DELETE: cancelUpload },
+  blob: { GET: getBlob, DELETE: deleteBlob },
+  referrers: { GET: getReferrers },
+};
+
+/** Builds the /v2 router: the OCI Distribution API. Errors go to the shared error handler. */
+export function createRegistryRouter(services: RegistryServices): express.Router {
+  const router = express.Router();
+  router.use((_request: Request, response: Response, next: NextFunction) => {
+    response.set('Docker-Distribution-API-Version', 'registry/2.0');
+    next();
+  });
+
+  router.use(async (request: Request, response: Response) => {
+    const route = matchRoute(request.path);
+    if (route === null) throw new RegistryError('UNSUPPORTED', 'no OCI Distribution endpoint at this path', { path: request.path.slice(0, 200) }, 404);
+    checkMethod(route, request.method);
+    const handler = HANDLERS[route.kind][request.method === 'HEAD' ? 'GET' : request.method];
+    if (!handler) throw new Error(`no handler for ${request.method} ${route.kind}`);
+    await handler(request, response, route, services);
+  });
+  return router;
+}
