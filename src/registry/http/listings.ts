@@ -36,5 +36,6 @@ export const getReferrers: RouteHandler = async (request, response, route, servi
   const artifactType = singleQuery(request, 'artifactType');
   const result = await listReferrers(services.db, route.name, route.reference, artifactType === '' ? null : artifactType);
   if (result.filtered) response.set('OCI-Filters-Applied', 'artifactType');
-  response.status(200).set('Content-Type', MEDIA_TYPES.ociIndex).send(JSON.stringify(result.index));
+  // A Buffer body keeps Express from appending "; charset=utf-8" to the media type.
+  response.status(200).set('Content-Type', MEDIA_TYPES.ociIndex).send(Buffer.from(JSON.stringify(result.index)));
 };

@@ -1,0 +1,66 @@
+import { Command } from 'commander';
+import { ConfigError, loadConfig } from '../config.js';
+import { createLogger } from '../logger.js';
+import { createDatabase, migrateToLatest } from '../db/database.js';
+import { startEmbeddedPostgres } from '../db/embedded-postgres.js';
+import { startGateway } from '../server.js';
+
+function loadConfigOrExit(): ReturnType<typeof loadConfig> {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`portcullis: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+}
+
+const program = new Command();
+program.name('portcullis').description('OCI registry gateway that serves only certified images');
+
+program
+  .command('serve')
+  .description('run the gateway (settings come from environment variables; see README.md)')
+  .action(async () => {
+    const config = loadConfigOrExit();
+    const logger = createLogger(config.logLevel);
+    const gateway = await startGateway(config, logger).catch((error: unknown) => {
+      logger.fatal({ err: error }, 'start failed');
+      process.exit(1);
+    });
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'signal received');
+      gateway
+        .stop()
+        .then(() => process.exit(0))
+        .catch((error: unknown) => {
+          logger.error({ err: error }, 'stop failed');
+          process.exit(1);
+        });
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+  });
+
+program
+  .command('migrate')
+  .description('apply pending database migrations and exit')
+  .action(async () => {
+    const config = loadConfigOrExit();
+    const logger = createLogger(config.logLevel);
+    const embedded = config.databaseUrl === null ? await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPostgresPort, logger }) : null;
+    const db = createDatabase(config.databaseUrl ?? (embedded as NonNullable<typeof embedded>).connectionString);
+    try {
+      await migrateToLatest(db, logger);
+    } finally {
+      await db.destroy();
+      await embedded?.stop();
+    }
+  });
+
+await program.parseAsync(process.argv);

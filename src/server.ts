@@ -1,0 +1,83 @@
+import type { Server } from 'node:http';
+import type pino from 'pino';
+import type { Config } from './config.js';
+import { createApp } from './app.js';
+import { createDatabase, migrateToLatest, type Database } from './db/database.js';
+import { startEmbeddedPostgres, type RunningEmbeddedPostgres } from './db/embedded-postgres.js';
+import { openBlobStore } from './storage/from-config.js';
+
+/** A started gateway and how to stop it. */
+export interface RunningGateway {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Opens the database named by DATABASE_URL, or starts the embedded PostgreSQL under the data directory. */
+async function openDatabase(config: Config, logger: pino.Logger): Promise<{ db: Database; embedded: RunningEmbeddedPostgres | null }> {
+  if (config.databaseUrl !== null) return { db: createDatabase(config.databaseUrl), embedded: null };
+  const embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPostgresPort, logger });
+  return { db: createDatabase(embedded.connectionString), embedded };
+}
+
+/**
+ * Starts the gateway: database (external or embedded), migrations, blob
+ * store, HTTP listener and the stale upload purge.
+ */
+export async function startGateway(config: Config, logger: pino.Logger): Promise<RunningGateway> {
+  const { db, embedded } = await openDatabase(config, logger);
+  const stopDatabase = async () => {
+    await db.destroy();
+    if (embedded) await embedded.stop();
+  };
+
+  let server: Server;
+  let closeStore: () => void;
+  let purgeTimer: NodeJS.Timeout;
+  try {
+    await migrateToLatest(db, logger);
+    const opened = await openBlobStore(config.storage, logger);
+    closeStore = opened.close;
+    const app = createApp({ config, db, store: opened.store, logger });
+
+    server = await new Promise<Server>((resolve, reject) => {
+      const listening = app.express.listen(config.port, config.host, () => resolve(listening));
+      listening.once('error', reject);
+    });
+
+    purgeTimer = setInterval(() => {
+      app.uploads.purgeStale(config.uploads.sessionTtlSeconds).catch((error: unknown) => logger.error({ err: error }, 'purging stale upload sessions failed'));
+    }, config.uploads.purgeIntervalSeconds * 1000);
+    purgeTimer.unref();
+  } catch (error) {
+    await stopDatabase().catch((stopError: unknown) => logger.warn({ err: stopError }, 'stopping the database after a failed start failed'));
+    throw error;
+  }
+
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+  const url = config.publicUrl ?? `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  logger.info(
+    {
+      url,
+      dataDir: config.dataDir,
+      storage: config.storage.driver === 's3' ? { driver: 's3', bucket: config.storage.bucket, endpoint: config.storage.endpoint ?? 'aws' } : { driver: 'filesystem', rootDir: config.storage.rootDir },
+      database: embedded ? 'embedded' : 'external',
+    },
+    `Portcullis is listening on ${url}`,
+  );
+
+  return {
+    url,
+    stop: async () => {
+      logger.info('stopping');
+      clearInterval(purgeTimer);
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      closeStore();
+      await stopDatabase();
+      logger.info('stopped');
+    },
+  };
+}
