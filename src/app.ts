@@ -58,10 +58,15 @@ export function createApp(dependencies: AppDependencies): App {
     describeRequest(response, OPERATIONS.health);
     response.json({ status: 'ok' });
   });
-  app.get('/readyz', async (_request, response) => {
+  app.get('/readyz', async (request, response) => {
     describeRequest(response, OPERATIONS.health);
-    await db.raw('select 1');
-    response.json({ status: 'ready' });
+    try {
+      await db.raw('select 1');
+      response.json({ status: 'ready' });
+    } catch (error) {
+      contextOf(request, response).logger.error({ err: error }, 'readiness check failed: the database did not answer');
+      response.status(503).json({ status: 'unavailable' });
+    }
   });
   app.use('/v2', createRegistryRouter(services));
   app.use(errorHandler);
