@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import { RegistryError } from '../errors.js';
 import { findRepositoryId } from './repositories.js';
 import { parseDigest } from './reference.js';
-import { MEDIA_TYPES } from './media-types.js';
+import { isValidMediaType, MEDIA_TYPES } from './media-types.js';
 
 /** Largest page of tags or repositories returned at once; a larger `n` is lowered to it. */
 export const MAX_PAGE_SIZE = 1000;
@@ -36,6 +36,8 @@ export function parsePageRequest(n: unknown, last: unknown): PageRequest {
     size = Math.min(Number(n), MAX_PAGE_SIZE);
   }
   if (last !== undefined && typeof last !== 'string') throw new RegistryError('PAGINATION_NUMBER_INVALID', 'invalid last parameter: give it once');
+  // No stored name can contain U+0000, and PostgreSQL rejects it in a query.
+  if (typeof last === 'string' && last.includes('\u0000')) throw new RegistryError('PAGINATION_NUMBER_INVALID', 'invalid last parameter: it must not contain the NUL character');
   return { n: size, last: typeof last === 'string' && last !== '' ? last : null };
 }
 
@@ -65,8 +67,10 @@ export async function listRepositories(db: Knex, page: PageRequest): Promise<Pag
 export async function listReferrers(db: Knex, repository: string, subjectText: string, artifactType: string | null): Promise<{ index: object; filtered: boolean }> {
   const subject = parseDigest(subjectText);
   const repositoryId = await findRepositoryId(db, repository);
+  // A filter that is not a media type matches no stored artifactType, and it may hold characters PostgreSQL rejects.
+  const filterMatchesNothing = artifactType !== null && !isValidMediaType(artifactType);
   const rows: Array<{ digest: string; media_type: string; size: number; artifact_type: string | null; annotations: Record<string, string> | null }> =
-    repositoryId === null
+    repositoryId === null || filterMatchesNothing
       ? []
       : await db('manifests')
           .where({ repository_id: repositoryId, subject_digest: subject.value })

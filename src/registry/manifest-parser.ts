@@ -35,12 +35,19 @@ const descriptorSchema = z.object({
   artifactType: z.string().optional(),
 });
 
-const annotationsSchema = z.record(z.string(), z.string()).optional();
+// PostgreSQL text and jsonb cannot store U+0000, so annotations that contain it are rejected.
+const annotationsSchema = z
+  .record(z.string(), z.string())
+  .refine((annotations) => Object.entries(annotations).every(([key, value]) => !key.includes('\u0000') && !value.includes('\u0000')), 'must not contain the NUL character (U+0000)')
+  .optional();
+
+// The OCI image specification requires artifactType to be an RFC 6838 media type.
+const artifactTypeSchema = z.string().refine(isValidMediaType, 'is not a valid media type').optional();
 
 const imageManifestSchema = z.object({
   schemaVersion: z.literal(2),
   mediaType: z.string().optional(),
-  artifactType: z.string().optional(),
+  artifactType: artifactTypeSchema,
   config: descriptorSchema,
   layers: z.array(descriptorSchema),
   subject: descriptorSchema.optional(),
@@ -50,7 +57,7 @@ const imageManifestSchema = z.object({
 const indexSchema = z.object({
   schemaVersion: z.literal(2),
   mediaType: z.string().optional(),
-  artifactType: z.string().optional(),
+  artifactType: artifactTypeSchema,
   manifests: z.array(descriptorSchema),
   subject: descriptorSchema.optional(),
   annotations: annotationsSchema,

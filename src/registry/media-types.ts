@@ -18,8 +18,14 @@ export const SCHEMA1_MEDIA_TYPES: ReadonlySet<string> = new Set([
   'application/vnd.docker.distribution.manifest.v1+prettyjws',
 ]);
 
-/** Returns whether a string is a syntactically valid media type (RFC 6838 type/subtype, parameters ignored). */
+/**
+ * Returns whether a string is a syntactically valid media type: RFC 6838
+ * type/subtype, with parameters allowed but not parsed. Control characters
+ * are invalid anywhere, parameters included.
+ */
 export function isValidMediaType(value: string): boolean {
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(value)) return false;
   return /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$/.test(value.split(';')[0]?.trim() ?? '');
 }
 

@@ -10,7 +10,7 @@ import type { PullGate } from '../policy/pull-gate.js';
 import type { BlobStore, UploadState } from '../storage/blob-store.js';
 import { blobKey, uploadKey } from '../storage/keys.js';
 import { findRepositoryId, ensureRepositoryId } from './repositories.js';
-import { parseDigest, type ParsedDigest } from './reference.js';
+import { isValidName, parseDigest, type ParsedDigest } from './reference.js';
 import { continueHash, digestStream, emptyHashProgress, HashingCounter, isHashProgress, LengthMismatchError, type HashProgress } from './upload-hash.js';
 
 /** An upload session as the HTTP layer reports it. */
@@ -144,13 +144,14 @@ export class UploadService {
 
   /**
    * Links a blob from another repository (POST ?mount=&from=). Returns false
-   * when it cannot be mounted: no source, a source without the blob, or a
-   * source the caller may not pull from. Without `from` nothing is mounted,
-   * because knowing a digest must not grant access to a blob.
+   * when it cannot be mounted: no source, a source that is not a valid
+   * repository name, a source without the blob, or a source the caller may
+   * not pull from. Without `from` nothing is mounted, because knowing a
+   * digest must not grant access to a blob.
    */
   async mount(context: RequestContext, repository: string, digestText: string, from: string | null): Promise<boolean> {
     const digest = parseDigest(digestText);
-    if (from === null || from === repository) return false;
+    if (from === null || from === repository || !isValidName(from)) return false;
 
     const { db } = this.deps;
     const sourceId = await findRepositoryId(db, from);
@@ -179,15 +180,15 @@ export class UploadService {
    */
   async purgeStale(maxAgeSeconds: number): Promise<number> {
     const { db, logger } = this.deps;
+    // One statement selects and deletes, so a session that a request leases or
+    // touches in the meantime is never removed.
     const stale: SessionRow[] = await db('upload_sessions')
       .where('updated_at', '<', db.raw(`now() - make_interval(secs => ?)`, [maxAgeSeconds]))
       .andWhere((query) => query.whereNull('lease_until').orWhere('lease_until', '<', db.fn.now()))
-      .select('*');
-    let removed = 0;
+      .delete()
+      .returning('*');
+    const removed = stale.length;
     for (const row of stale) {
-      const deleted = await db('upload_sessions').where({ id: row.id, updated_at: row.updated_at }).delete();
-      if (deleted === 0) continue;
-      removed += 1;
       await this.abortStaged(row.store_state, `stale session ${row.id}`);
     }
     if (removed > 0) logger.info({ removed, maxAgeSeconds }, 'purged stale upload sessions');
