@@ -13,12 +13,15 @@ import { errorHandler } from './http/error-handler.js';
 import { createRequestLogger } from './http/request-logger.js';
 import { contextOf, describeRequest } from './http/request-context.js';
 import { OPERATIONS } from './operations.js';
+import type { AuthServices } from './auth/setup.js';
+import { createTokenRouter } from './auth/http/token-routes.js';
 
 export interface AppDependencies {
   config: Pick<Config, 'publicUrl' | 'trustedProxies'>;
   db: Knex;
   store: BlobStore;
   logger: pino.Logger;
+  auth: AuthServices;
   gate?: PullGate;
   events?: RegistryEventSink;
 }
@@ -30,7 +33,7 @@ export interface App {
 
 /** Composition root: wires the domain services to the HTTP routes. */
 export function createApp(dependencies: AppDependencies): App {
-  const { config, db, store, logger } = dependencies;
+  const { config, db, store, logger, auth } = dependencies;
   const gate = dependencies.gate ?? allowAllPullGate;
   const events = dependencies.events ?? logEventSink;
 
@@ -43,6 +46,7 @@ export function createApp(dependencies: AppDependencies): App {
     // X-Forwarded-* reach req.protocol and req.host only through the trusted proxies set below.
     baseUrl: (request: Request) => config.publicUrl ?? `${request.protocol}://${request.host}`,
   };
+  const registryAuth = { authenticator: auth.authenticator, service: auth.service, baseUrl: services.baseUrl };
 
   const app = express();
   app.disable('x-powered-by');
@@ -68,7 +72,8 @@ export function createApp(dependencies: AppDependencies): App {
       response.status(503).json({ status: 'unavailable' });
     }
   });
-  app.use('/v2', createRegistryRouter(services));
+  app.use(createTokenRouter(auth.issuer, auth.tokens));
+  app.use('/v2', createRegistryRouter(services, registryAuth));
   app.use(errorHandler);
   return { express: app, uploads };
 }

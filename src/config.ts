@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { patternProblem } from './auth/patterns.js';
 
 /** Settings read from the environment once at start; see README.md for each variable. */
 export interface Config {
@@ -20,7 +21,29 @@ export interface Config {
     /** How often the purge runs, in seconds. */
     purgeIntervalSeconds: number;
   };
+  auth: AuthConfig;
   logLevel: string;
+}
+
+export interface AuthConfig {
+  /** `iss` of the tokens this gateway signs. */
+  issuer: string;
+  /** `aud` of the tokens and the `service` of the challenge. */
+  service: string;
+  /** PEM files of the signing keys; the first signs, all verify. Empty means a key generated and kept in the database. */
+  signingKeyFiles: string[];
+  /** Lifetime of access tokens, in seconds. */
+  tokenLifetimeSeconds: number;
+  /** Clock skew tolerated when checking exp and nbf, in seconds. */
+  clockSkewSeconds: number;
+  /** Repository patterns anyone may pull from without credentials; empty means none. */
+  anonymousPullPatterns: string[];
+  /** Password of the `admin` user created on first start; null means a generated one. */
+  adminPassword: string | null;
+  /** Failed logins allowed per username, and per client address, within the window. */
+  maxFailuresPerUser: number;
+  maxFailuresPerAddress: number;
+  loginFailureWindowSeconds: number;
 }
 
 export interface FilesystemStorageConfig {
@@ -86,8 +109,25 @@ const environmentSchema = z.object({
   S3_FORCE_PATH_STYLE: booleanText.optional(),
   UPLOAD_SESSION_TTL: secondsText.default(24 * 3600),
   UPLOAD_PURGE_INTERVAL: secondsText.default(3600),
+  TOKEN_ISSUER: z.string().min(1).default('portcullis'),
+  TOKEN_SERVICE: z.string().min(1).default('portcullis'),
+  TOKEN_SIGNING_KEY_FILES: z.string().optional(),
+  TOKEN_LIFETIME: z.coerce.number({ error: 'expected a number of seconds' }).int('expected whole seconds').min(60, 'expected at least 60 seconds').default(300),
+  TOKEN_CLOCK_SKEW: z.coerce.number({ error: 'expected a number of seconds' }).int('expected whole seconds').min(0, 'expected 0 or more seconds').max(600, 'expected at most 600 seconds').default(30),
+  ANONYMOUS_PULL: z.string().optional(),
+  PORTCULLIS_ADMIN_PASSWORD: z.string().min(12, 'expected at least 12 characters').optional(),
+  LOGIN_MAX_FAILURES_PER_USER: z.coerce.number({ error: 'expected a whole number' }).int('expected a whole number').positive('expected a positive number').default(10),
+  LOGIN_MAX_FAILURES_PER_ADDRESS: z.coerce.number({ error: 'expected a whole number' }).int('expected a whole number').positive('expected a positive number').default(50),
+  LOGIN_FAILURE_WINDOW: secondsText.default(300),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'expected fatal, error, warn, info, debug, trace or silent' }).default('info'),
 });
+
+function splitList(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.length > 0);
+}
 
 /**
  * Builds the configuration from environment variables. Every invalid value is
@@ -110,6 +150,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (s3Requested && (values.S3_ACCESS_KEY_ID === undefined) !== (values.S3_SECRET_ACCESS_KEY === undefined)) {
     problems.push('S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY: set both or neither (neither uses the AWS default credential chain)');
   }
+  const anonymousPullPatterns = splitList(values.ANONYMOUS_PULL);
+  for (const pattern of anonymousPullPatterns) {
+    const problem = patternProblem(pattern);
+    if (problem !== undefined) problems.push(`ANONYMOUS_PULL: invalid pattern "${pattern}": ${problem}`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   const dataDir = path.resolve(values.DATA_DIR);
@@ -129,12 +174,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: values.HOST,
     port: values.PORT,
     publicUrl: values.PUBLIC_URL ? values.PUBLIC_URL.replace(/\/+$/, '') : null,
-    trustedProxies: (values.TRUSTED_PROXIES ?? '').split(',').map((entry) => entry.trim()).filter((entry) => entry.length > 0),
+    trustedProxies: splitList(values.TRUSTED_PROXIES),
     dataDir,
     databaseUrl: values.DATABASE_URL ?? null,
     embeddedPostgresPort: values.EMBEDDED_PG_PORT,
     storage,
     uploads: { sessionTtlSeconds: values.UPLOAD_SESSION_TTL, purgeIntervalSeconds: values.UPLOAD_PURGE_INTERVAL },
+    auth: {
+      issuer: values.TOKEN_ISSUER,
+      service: values.TOKEN_SERVICE,
+      signingKeyFiles: splitList(values.TOKEN_SIGNING_KEY_FILES),
+      tokenLifetimeSeconds: values.TOKEN_LIFETIME,
+      clockSkewSeconds: values.TOKEN_CLOCK_SKEW,
+      anonymousPullPatterns,
+      adminPassword: values.PORTCULLIS_ADMIN_PASSWORD ?? null,
+      maxFailuresPerUser: values.LOGIN_MAX_FAILURES_PER_USER,
+      maxFailuresPerAddress: values.LOGIN_MAX_FAILURES_PER_ADDRESS,
+      loginFailureWindowSeconds: values.LOGIN_FAILURE_WINDOW,
+    },
     logLevel: values.LOG_LEVEL,
   };
 }

@@ -1,8 +1,8 @@
 import type pino from 'pino';
 
 /**
- * Who is asking. Until authentication exists every request is anonymous; the
- * token service will fill in users and robots.
+ * Who is asking: nobody known, or a user or robot with the name it logs in
+ * with (`robot$<name>` for robots) and, for token requests, the token's id.
  */
 export type Identity = { kind: 'anonymous' } | { kind: 'user' | 'robot'; subject: string; tokenId?: string };
 

@@ -40,6 +40,8 @@ export class RegistryError extends Error {
     message?: string,
     readonly detail?: unknown,
     readonly status?: number,
+    /** Response headers the error needs, such as a WWW-Authenticate challenge or Retry-After. */
+    readonly headers?: Readonly<Record<string, string>>,
   ) {
     super(message ?? ERROR_CODES[code].message);
     this.name = 'RegistryError';

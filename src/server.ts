@@ -5,6 +5,9 @@ import { createApp } from './app.js';
 import { createDatabase, migrateToLatest, type Database } from './db/database.js';
 import { startEmbeddedPostgres, type RunningEmbeddedPostgres } from './db/embedded-postgres.js';
 import { openBlobStore } from './storage/from-config.js';
+import { logEventSink } from './audit/registry-events.js';
+import { ensureBootstrapAdmin } from './auth/bootstrap.js';
+import { createAuthServices } from './auth/setup.js';
 
 /** A started gateway and how to stop it. */
 export interface RunningGateway {
@@ -37,7 +40,10 @@ export async function startGateway(config: Config, logger: pino.Logger): Promise
     await migrateToLatest(db, logger);
     const opened = await openBlobStore(config.storage, logger);
     closeStore = opened.close;
-    const app = createApp({ config, db, store: opened.store, logger });
+    await ensureBootstrapAdmin(db, config.auth.adminPassword, logger);
+    const events = logEventSink;
+    const auth = await createAuthServices(db, config.auth, events, logger);
+    const app = createApp({ config, db, store: opened.store, logger, auth, events });
 
     server = await new Promise<Server>((resolve, reject) => {
       const listening = app.express.listen(config.port, config.host, () => resolve(listening));

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import type { RequestContext } from '../context.js';
 
-/** Registry changes and reads that the audit trail records. */
+/** Registry changes and reads, logins, token issues and account changes that the audit trail records. */
 export type RegistryEvent =
   | { action: 'blob.push'; repository: string; digest: string; size: number }
   | { action: 'blob.mount'; repository: string; from: string; digest: string }
@@ -11,7 +11,10 @@ export type RegistryEvent =
   | { action: 'manifest.pull'; repository: string; digest: string; mediaType: string; size: number; tag?: string }
   | { action: 'manifest.delete'; repository: string; digest: string }
   | { action: 'tag.delete'; repository: string; tag: string; digest: string }
-  | { action: 'pull.denied'; repository: string; digest: string; reason: string };
+  | { action: 'pull.denied'; repository: string; digest: string; reason: string }
+  | { action: 'auth.login'; subject: string; success: boolean; method: 'basic' | 'token'; reason?: string }
+  | { action: 'auth.token'; subject: string; tokenId: string; access: Array<{ type: string; name: string; actions: string[] }>; refresh: boolean }
+  | { action: 'account.change'; change: string; target: string; by: string };
 
 /**
  * Receives registry events. Changes are reported inside the transaction that

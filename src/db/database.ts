@@ -2,6 +2,7 @@ import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import type pino from 'pino';
 import * as registryCore from '../../migrations/0001_registry_core.js';
+import * as identity from '../../migrations/0002_identity.js';
 
 export type Database = Knex;
 
@@ -11,7 +12,10 @@ interface Migration {
 }
 
 /** Migrations in the order they apply; each name is stable once released. */
-const MIGRATIONS: ReadonlyArray<[string, Migration]> = [['0001_registry_core', registryCore]];
+const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
+  ['0001_registry_core', registryCore],
+  ['0002_identity', identity],
+];
 
 /** Serves the migrations from this list, so knex never loads TypeScript files by path. */
 const migrationSource: Knex.MigrationSource<[string, Migration]> = {

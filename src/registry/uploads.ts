@@ -146,12 +146,17 @@ export class UploadService {
    * Links a blob from another repository (POST ?mount=&from=). Returns false
    * when it cannot be mounted: no source, a source that is not a valid
    * repository name, a source without the blob, or a source the caller may
-   * not pull from. Without `from` nothing is mounted, because knowing a
-   * digest must not grant access to a blob.
+   * not pull from (`mayPullSource` false, or the pull gate denies it).
+   * Without `from` nothing is mounted, because knowing a digest must not
+   * grant access to a blob.
    */
-  async mount(context: RequestContext, repository: string, digestText: string, from: string | null): Promise<boolean> {
+  async mount(context: RequestContext, repository: string, digestText: string, from: string | null, mayPullSource: (source: string) => boolean): Promise<boolean> {
     const digest = parseDigest(digestText);
     if (from === null || from === repository || !isValidName(from)) return false;
+    if (!mayPullSource(from)) {
+      context.logger.info({ repository, from, digest: digest.value }, 'caller may not pull from the mount source; falling back to an upload');
+      return false;
+    }
 
     const { db } = this.deps;
     const sourceId = await findRepositoryId(db, from);

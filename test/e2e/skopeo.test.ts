@@ -23,7 +23,7 @@ import {
   type ImageFixture,
   type ImageTransport,
 } from '../helpers/images.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { basicAuthorization, createTestRobot, startTestServer, type TestServer } from '../helpers/server.js';
 import { copy, deleteImage, inspect, isSkopeoAvailable, listTags, SkopeoError, type PlatformOverride } from '../helpers/skopeo.js';
 
 const TAG = 'v1';
@@ -73,12 +73,19 @@ const roundTripCases: RoundTripCase[] = [
   { name: 'docker-schema2', build: buildDockerSchema2Image, all: false, pullTransport: 'dir' },
 ];
 
+// Every skopeo call logs in as a CI robot whose only grant is on e2e/**.
+let robotCreds = '';
+let robotAuthorization = '';
+
 for (const driver of drivers) {
   describe(`skopeo with ${driver.storage} storage`, { skip: driver.skip }, () => {
     let server: TestServer | undefined;
 
     before(async () => {
       server = await startTestServer({ storage: driver.storage });
+      const robot = await createTestRobot(server.db, 'e2e-pusher', [{ pattern: 'e2e/**', permissions: ['pull', 'push', 'delete'] }]);
+      robotCreds = `${robot.username}:${robot.password}`;
+      robotAuthorization = basicAuthorization(robot);
     });
 
     after(async () => {
@@ -109,19 +116,19 @@ function describeRoundTrip(roundTrip: RoundTripCase, requireServer: () => TestSe
     });
 
     test('push keeps the manifest digest', async () => {
-      const result = await copy(fixture.imageName, reference(), { all: roundTrip.all, preserveDigests: true });
+      const result = await copy(fixture.imageName, reference(), { all: roundTrip.all, preserveDigests: true, creds: robotCreds });
 
       assert.equal(result.manifestDigest, fixture.manifest.digest);
     });
 
     test('inspect --raw returns the pushed manifest', async () => {
-      const raw = await inspect(reference(), { raw: true });
+      const raw = await inspect(reference(), { raw: true, creds: robotCreds });
 
       assert.equal(sha256Digest(raw), fixture.manifest.digest);
     });
 
     test('inspect reports digest, tag and layers', async () => {
-      const summary = await inspect(reference(), { platform: roundTrip.inspectPlatform });
+      const summary = await inspect(reference(), { platform: roundTrip.inspectPlatform, creds: robotCreds });
 
       assert.equal(summary.Digest, fixture.manifest.digest);
       assert.ok(summary.RepoTags.includes(TAG), `RepoTags ${JSON.stringify(summary.RepoTags)} lack ${TAG}`);
@@ -129,7 +136,7 @@ function describeRoundTrip(roundTrip: RoundTripCase, requireServer: () => TestSe
     });
 
     test('list-tags includes the tag', async () => {
-      const tags = await listTags(repository());
+      const tags = await listTags(repository(), { creds: robotCreds });
 
       assert.ok(tags.includes(TAG), `tags ${JSON.stringify(tags)} lack ${TAG}`);
     });
@@ -137,7 +144,7 @@ function describeRoundTrip(roundTrip: RoundTripCase, requireServer: () => TestSe
     if (roundTrip.all) {
       test('index children are readable by digest', async () => {
         for (const child of fixture.children) {
-          const raw = await inspect(`${repository()}@${child.digest}`, { raw: true });
+          const raw = await inspect(`${repository()}@${child.digest}`, { raw: true, creds: robotCreds });
           assert.equal(sha256Digest(raw), child.digest);
         }
       });
@@ -147,7 +154,7 @@ function describeRoundTrip(roundTrip: RoundTripCase, requireServer: () => TestSe
       const destination = await createScratchDirectory(`pull-${fixture.name}`);
       const destinationName = roundTrip.pullTransport === 'dir' ? `dir:${destination}` : `oci:${destination}:${TAG}`;
 
-      await copy(reference(), destinationName, { all: roundTrip.all, preserveDigests: true });
+      await copy(reference(), destinationName, { all: roundTrip.all, preserveDigests: true, creds: robotCreds });
 
       assert.equal(await readPulledDigest(roundTrip.pullTransport, destination), fixture.manifest.digest);
       if (fixture.children.length === 0) return;
@@ -161,7 +168,7 @@ function describeRoundTrip(roundTrip: RoundTripCase, requireServer: () => TestSe
     if (roundTrip.pullTransport === 'dir') {
       test('GET manifest returns the Docker media type', async () => {
         const response = await fetch(`${requireServer().url}/v2/e2e/${fixture.name}/manifests/${TAG}`, {
-          headers: { Accept: MediaType.dockerManifest },
+          headers: { Accept: MediaType.dockerManifest, Authorization: robotAuthorization },
         });
         await response.arrayBuffer();
 
@@ -172,9 +179,9 @@ function describeRoundTrip(roundTrip: RoundTripCase, requireServer: () => TestSe
     }
 
     test('delete removes the manifest', async () => {
-      await deleteImage(reference());
+      await deleteImage(reference(), { creds: robotCreds });
 
-      await assert.rejects(inspect(reference(), { raw: true }), isManifestUnknown);
+      await assert.rejects(inspect(reference(), { raw: true, creds: robotCreds }), isManifestUnknown);
     });
   });
 }
@@ -195,7 +202,7 @@ function describeArtifactWithSubject(requireServer: () => TestServer): void {
     // Asserts the status before parsing, so an error page fails with its body instead of a JSON error.
     const fetchReferrers = async (): Promise<{ contentType: string | null; index: IndexJson }> => {
       const url = `${requireServer().url}/v2/e2e/${artifact.name}/referrers/${artifact.subject.manifest.digest}`;
-      const response = await fetch(url, { headers: { Accept: MediaType.ociIndex } });
+      const response = await fetch(url, { headers: { Accept: MediaType.ociIndex, Authorization: robotAuthorization } });
       const body = await response.text();
       assert.equal(response.status, 200, `GET ${url} returned ${response.status}: ${body}`);
       return { contentType: response.headers.get('content-type'), index: JSON.parse(body) as IndexJson };
@@ -206,26 +213,26 @@ function describeArtifactWithSubject(requireServer: () => TestServer): void {
     });
 
     test('push of the subject keeps its digest', async () => {
-      const result = await copy(artifact.subject.imageName, subjectReference(), { preserveDigests: true });
+      const result = await copy(artifact.subject.imageName, subjectReference(), { preserveDigests: true, creds: robotCreds });
 
       assert.equal(result.manifestDigest, artifact.subject.manifest.digest);
     });
 
     test('push of the artifact keeps its digest', async () => {
-      const result = await copy(artifact.imageName, artifactReference(), { preserveDigests: true });
+      const result = await copy(artifact.imageName, artifactReference(), { preserveDigests: true, creds: robotCreds });
 
       assert.equal(result.manifestDigest, artifact.manifest.digest);
     });
 
     // skopeo 1.9.3 rejects the summary form of inspect for artifacts, so only --raw applies.
     test('inspect --raw returns the artifact manifest', async () => {
-      const raw = await inspect(artifactReference(), { raw: true });
+      const raw = await inspect(artifactReference(), { raw: true, creds: robotCreds });
 
       assert.equal(sha256Digest(raw), artifact.manifest.digest);
     });
 
     test('list-tags includes subject and artifact tags', async () => {
-      const tags = await listTags(repository());
+      const tags = await listTags(repository(), { creds: robotCreds });
 
       assert.ok(tags.includes('subject'), `tags ${JSON.stringify(tags)} lack subject`);
       assert.ok(tags.includes('sbom'), `tags ${JSON.stringify(tags)} lack sbom`);
@@ -246,15 +253,15 @@ function describeArtifactWithSubject(requireServer: () => TestServer): void {
     test('pull keeps the artifact digest', async () => {
       const destination = await createScratchDirectory('pull-sbom-artifact');
 
-      await copy(artifactReference(), `oci:${destination}:${TAG}`, { preserveDigests: true });
+      await copy(artifactReference(), `oci:${destination}:${TAG}`, { preserveDigests: true, creds: robotCreds });
 
       assert.equal(await readPulledDigest('oci', destination), artifact.manifest.digest);
     });
 
     test('delete removes the artifact', async () => {
-      await deleteImage(artifactReference());
+      await deleteImage(artifactReference(), { creds: robotCreds });
 
-      await assert.rejects(inspect(artifactReference(), { raw: true }), isManifestUnknown);
+      await assert.rejects(inspect(artifactReference(), { raw: true, creds: robotCreds }), isManifestUnknown);
     });
 
     test('referrers omits the deleted artifact', async () => {

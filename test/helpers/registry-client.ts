@@ -177,11 +177,16 @@ export interface UploadStarted {
 
 /** Registry client for one test server; each verb asserts only what it needs to go on. */
 export class RegistryClient {
-  constructor(readonly baseUrl: string) {}
+  /** Logs in with Basic credentials on every request, or sends none when `login` is null. */
+  constructor(
+    readonly baseUrl: string,
+    readonly login: { username: string; password: string } | null,
+  ) {}
 
   /** A supertest agent aimed at the server, for requests that the verbs do not cover. */
   get http(): TestAgent {
-    return request(this.baseUrl);
+    const agent = request.agent(this.baseUrl);
+    return this.login ? agent.auth(this.login.username, this.login.password) : agent;
   }
 
   /** GETs a path and returns the body as raw bytes in `response.body`. */

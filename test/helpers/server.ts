@@ -7,7 +7,10 @@ import path from 'node:path';
 import pino from 'pino';
 import { createApp, type App } from '../../src/app.js';
 import { openBlobStore } from '../../src/storage/from-config.js';
-import type { Config } from '../../src/config.js';
+import { loadConfig, type AuthConfig, type Config } from '../../src/config.js';
+import { createAuthServices } from '../../src/auth/setup.js';
+import { logEventSink, type RegistryEventSink } from '../../src/audit/registry-events.js';
+import { hashPassword } from '../../src/auth/passwords.js';
 import type { BlobStore } from '../../src/storage/blob-store.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { createDatabase, type Database } from '../../src/db/database.js';
@@ -23,7 +26,50 @@ export interface TestServer {
   /** The shared storage settings, for a second instance on the same database and bucket. */
   storage: Config['storage'];
   databaseUrl: string;
+  /** The administrator every test server has, for Basic authentication. */
+  admin: { username: string; password: string };
+  /** `Basic …` header value of the administrator. */
+  adminAuthorization: string;
   close(): Promise<void>;
+}
+
+/** Login of the administrator that startTestServer creates. */
+export const TEST_ADMIN = { username: 'admin', password: 'test-admin-password' };
+
+/**
+ * scrypt cost for test accounts: far below the production default, so that a
+ * Basic-authenticated request costs about a millisecond of hashing.
+ */
+export const TEST_SCRYPT_PARAMETERS = { N: 1024, r: 8, p: 1 };
+
+/** Creates a user with the test scrypt cost and adds it to the groups; returns its login. */
+export async function createTestUser(db: Database, username: string, groups: string[] = [], password = `${username}-password`): Promise<{ username: string; password: string }> {
+  const [user] = await db('users').insert({ username, password_hash: await hashPassword(password, TEST_SCRYPT_PARAMETERS) }).returning('id');
+  for (const group of groups) {
+    const row = await db('groups').where({ name: group }).first('id');
+    if (!row) throw new Error(`no group ${group}`);
+    await db('group_members').insert({ group_id: row.id, user_id: user.id });
+  }
+  return { username, password };
+}
+
+/** Creates a robot with the test scrypt cost and the given grants; returns its login (`robot$<name>`). */
+export async function createTestRobot(db: Database, name: string, grants: Array<{ pattern: string; permissions: string[] }>, secret = `${name}-secret`): Promise<{ username: string; password: string }> {
+  const [robot] = await db('robots').insert({ name, secret_hash: await hashPassword(secret, TEST_SCRYPT_PARAMETERS) }).returning('id');
+  for (const grant of grants) await db('grants').insert({ robot_id: robot.id, pattern: grant.pattern, permissions: grant.permissions });
+  return { username: `robot$${name}`, password: secret };
+}
+
+/** Adds a grant to a user. */
+export async function grantToUser(db: Database, username: string, pattern: string, permissions: string[]): Promise<void> {
+  const user = await db('users').where({ username }).first('id');
+  if (!user) throw new Error(`no user ${username}`);
+  await db('grants').insert({ user_id: user.id, pattern, permissions });
+}
+
+/** Returns the value of a Basic Authorization header. */
+export function basicAuthorization(login: { username: string; password: string }): string {
+  return `Basic ${Buffer.from(`${login.username}:${login.password}`).toString('base64')}`;
 }
 
 export interface TestServerOptions {
@@ -31,6 +77,9 @@ export interface TestServerOptions {
   /** Join an existing server's database and storage instead of creating new ones. */
   shareWith?: TestServer;
   logger?: pino.Logger;
+  /** Authentication settings that differ from the defaults. */
+  auth?: Partial<AuthConfig>;
+  events?: RegistryEventSink;
 }
 
 /** Returns S3 settings from the environment, or null when S3_ENDPOINT is unset. */
@@ -81,8 +130,11 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     }
   }
 
+  if (!options.shareWith) await createTestUser(db, TEST_ADMIN.username, ['admins'], TEST_ADMIN.password);
   const opened = await openBlobStore(storage, logger);
-  const app = createApp({ config: { publicUrl: null, trustedProxies: [] }, db, store: opened.store, logger });
+  const events = options.events ?? logEventSink;
+  const auth = await createAuthServices(db, { ...loadConfig({}).auth, ...options.auth }, events, logger);
+  const app = createApp({ config: { publicUrl: null, trustedProxies: [] }, db, store: opened.store, logger, auth, events });
   const server: Server = await new Promise((resolve) => {
     const listening = app.express.listen(0, '127.0.0.1', () => resolve(listening));
   });
@@ -97,6 +149,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     store: opened.store,
     storage,
     databaseUrl,
+    admin: TEST_ADMIN,
+    adminAuthorization: basicAuthorization(TEST_ADMIN),
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -9,7 +9,7 @@ describe('GET /v2/', () => {
 
   before(async () => {
     server = await startTestServer();
-    client = new RegistryClient(server.url);
+    client = new RegistryClient(server.url, server.admin);
   });
   after(() => server.close());
 

@@ -10,7 +10,7 @@ for (const storage of ['filesystem', 's3'] as const) {
 
     before(async () => {
       server = await startTestServer({ storage });
-      client = new RegistryClient(server.url);
+      client = new RegistryClient(server.url, server.admin);
     });
     after(() => server.close());
 

@@ -34,7 +34,7 @@ let client: RegistryClient;
 
 before(async () => {
   server = await startTestServer();
-  client = new RegistryClient(server.url);
+  client = new RegistryClient(server.url, server.admin);
 });
 after(() => server.close());
 
@@ -331,7 +331,7 @@ describe('rejected manifests', () => {
   test('returns 413 for a manifest over 4 MiB sent without Content-Length', async () => {
     const { port } = new URL(server.url);
     const status = await new Promise<number>((resolve, reject) => {
-      const put = http.request({ host: '127.0.0.1', port, method: 'PUT', path: `/v2/${uniqueRepository('large')}/manifests/latest`, headers: { 'Content-Type': MEDIA.ociManifest, 'Transfer-Encoding': 'chunked' } }, (response) => {
+      const put = http.request({ host: '127.0.0.1', port, method: 'PUT', path: `/v2/${uniqueRepository('large')}/manifests/latest`, headers: { Authorization: server.adminAuthorization, 'Content-Type': MEDIA.ociManifest, 'Transfer-Encoding': 'chunked' } }, (response) => {
         response.resume();
         resolve(response.statusCode ?? 0);
       });

@@ -38,7 +38,7 @@ let indexReferrer: ManifestDocument;
 
 before(async () => {
   server = await startTestServer();
-  client = new RegistryClient(server.url);
+  client = new RegistryClient(server.url, server.admin);
 
   repository = uniqueRepository('referrers');
   subject = await client.pushImage(repository, 'latest');

@@ -16,8 +16,8 @@ for (const storage of ['filesystem', 's3'] as const) {
     before(async () => {
       first = await startTestServer({ storage });
       second = await startTestServer({ shareWith: first });
-      firstClient = new RegistryClient(first.url);
-      secondClient = new RegistryClient(second.url);
+      firstClient = new RegistryClient(first.url, first.admin);
+      secondClient = new RegistryClient(second.url, second.admin);
     });
     after(async () => {
       await second.close();

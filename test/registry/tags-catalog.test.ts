@@ -8,7 +8,7 @@ let client: RegistryClient;
 
 before(async () => {
   server = await startTestServer();
-  client = new RegistryClient(server.url);
+  client = new RegistryClient(server.url, server.admin);
 });
 after(() => server.close());
 

@@ -35,7 +35,7 @@ async function leaseTokenOf(server: TestServer, id: string): Promise<string | nu
 async function sendTruncatedPatch(server: TestServer, location: string, id: string, declaredLength: number, bytes: Buffer): Promise<void> {
   const socket = net.connect(Number(new URL(server.url).port), '127.0.0.1');
   await once(socket, 'connect');
-  socket.write(`PATCH ${location} HTTP/1.1\r\nHost: ${server.host}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${declaredLength}\r\n\r\n`);
+  socket.write(`PATCH ${location} HTTP/1.1\r\nHost: ${server.host}\r\nAuthorization: ${server.adminAuthorization}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${declaredLength}\r\n\r\n`);
   await new Promise<void>((resolve, reject) => socket.write(bytes, (error) => (error ? reject(error) : resolve())));
   await waitFor('the server to lease the session', async () => (await leaseTokenOf(server, id)) !== null);
   socket.destroy();
@@ -67,7 +67,7 @@ for (const storage of ['filesystem', 's3'] as const) {
 
     before(async () => {
       server = await startTestServer({ storage });
-      client = new RegistryClient(server.url);
+      client = new RegistryClient(server.url, server.admin);
     });
     after(() => server.close());
 

@@ -8,6 +8,7 @@ import { getCatalog, getReferrers, getTags } from './listings.js';
 import { deleteManifest, getManifest, putManifest } from './manifests.js';
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './uploads.js';
 import type { RegistryServices, RouteHandler } from './shared.js';
+import { authorizeRegistryRequest, type RegistryAuthOptions } from '../../auth/http/registry-auth.js';
 
 const baseHandler: RouteHandler = async (_request, response) => {
   describeRequest(response, OPERATIONS.base);
@@ -25,8 +26,8 @@ const HANDLERS: Record<RouteKind, Partial<Record<string, RouteHandler>>> = {
   referrers: { GET: getReferrers },
 };
 
-/** Builds the /v2 router: the OCI Distribution API. Errors go to the shared error handler. */
-export function createRegistryRouter(services: RegistryServices): express.Router {
+/** Builds the /v2 router: the OCI Distribution API, behind authentication. Errors go to the shared error handler. */
+export function createRegistryRouter(services: RegistryServices, auth: RegistryAuthOptions): express.Router {
   const router = express.Router();
   router.use((_request: Request, response: Response, next: NextFunction) => {
     response.set('Docker-Distribution-API-Version', 'registry/2.0');
@@ -37,6 +38,7 @@ export function createRegistryRouter(services: RegistryServices): express.Router
     const route = matchRoute(request.path);
     if (route === null) throw new RegistryError('UNSUPPORTED', 'no OCI Distribution endpoint at this path', { path: request.path.slice(0, 200) }, 404);
     checkMethod(route, request.method);
+    await authorizeRegistryRequest(request, response, route, auth);
     const handler = HANDLERS[route.kind][request.method === 'HEAD' ? 'GET' : request.method];
     if (!handler) throw new Error(`no handler for ${request.method} ${route.kind}`);
     await handler(request, response, route, services);

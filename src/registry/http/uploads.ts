@@ -4,6 +4,7 @@ import { OPERATIONS } from '../../operations.js';
 import { contextOf, describeRequest } from '../../http/request-context.js';
 import { uploadRangeHeader } from '../ranges.js';
 import type { UploadSession } from '../uploads.js';
+import type { Caller } from '../../auth/authenticator.js';
 import { chunkOf, hasBody, singleQuery, type RegistryServices, type RouteHandler } from './shared.js';
 
 function sendSession(response: Response, services: RegistryServices, baseUrl: string, session: UploadSession, status: 202 | 204): void {
@@ -29,7 +30,9 @@ export const startUpload: RouteHandler = async (request, response, route, servic
   const digest = singleQuery(request, 'digest');
 
   if (mount !== null) {
-    const mounted = await services.uploads.mount(context, route.name, mount, singleQuery(request, 'from'));
+    const caller = response.locals.caller as Caller;
+    const mayPullSource = (source: string) => caller.allows({ type: 'repository', name: source, action: 'pull' });
+    const mounted = await services.uploads.mount(context, route.name, mount, singleQuery(request, 'from'), mayPullSource);
     if (mounted) {
       sendBlobCreated(response, baseUrl, route.name, mount);
       return;
