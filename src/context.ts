@@ -1,4 +1,5 @@
 import type pino from 'pino';
+import type { Principal } from './auth/identity-store.js';
 
 /**
  * Who is asking: nobody known, or a user or robot with the name it logs in
@@ -10,6 +11,8 @@ export type Identity = { kind: 'anonymous' } | { kind: 'user' | 'robot'; subject
 export interface RequestContext {
   requestId: string;
   identity: Identity;
+  /** The authenticated user or robot with its groups and grants; null for anonymous callers and before authentication. */
+  principal: Principal | null;
   clientAddress: string;
   userAgent: string;
   logger: pino.Logger;

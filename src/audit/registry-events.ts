@@ -6,15 +6,33 @@ export type RegistryEvent =
   | { action: 'blob.push'; repository: string; digest: string; size: number }
   | { action: 'blob.mount'; repository: string; from: string; digest: string }
   | { action: 'blob.delete'; repository: string; digest: string }
-  | { action: 'blob.pull'; repository: string; digest: string; size: number }
+  | { action: 'blob.pull'; repository: string; digest: string; size: number; certification?: PullCertification }
   | { action: 'manifest.push'; repository: string; digest: string; mediaType: string; size: number; tag?: string; previousDigest?: string | null }
-  | { action: 'manifest.pull'; repository: string; digest: string; mediaType: string; size: number; tag?: string }
+  | { action: 'manifest.pull'; repository: string; digest: string; mediaType: string; size: number; tag?: string; certification?: PullCertification }
   | { action: 'manifest.delete'; repository: string; digest: string }
   | { action: 'tag.delete'; repository: string; tag: string; digest: string }
   | { action: 'pull.denied'; repository: string; digest: string; reason: string }
   | { action: 'auth.login'; subject: string; success: boolean; method: 'basic' | 'token'; reason?: string }
   | { action: 'auth.token'; subject: string; tokenId: string; access: Array<{ type: string; name: string; actions: string[] }>; refresh: boolean }
-  | { action: 'account.change'; change: string; target: string; by: string };
+  | { action: 'account.change'; change: string; target: string; by: string }
+  | { action: 'pull.would-deny'; repository: string; digest: string; reason: string; policy: string }
+  | { action: 'certification.decision'; repository: string; digest: string; role: string; decision: 'approve' | 'reject'; actor: string; state: string }
+  | { action: 'certification.revocation'; repository: string; digest: string; reason: string; actor: string }
+  | { action: 'policy.change'; policy: string; change: 'create' | 'update' | 'delete'; by: string }
+  | { action: 'import.change'; importId: string; source: string; target: string; status: string; by: string }
+  | { action: 'upstream.change'; upstream: string; change: 'create' | 'update' | 'delete'; by: string };
+
+/**
+ * How a pull was allowed: the content's certification state and policy, and
+ * whether it was served uncertified through `pull-uncertified`, a policy's
+ * uncertified groups, or a dry-run policy.
+ */
+export interface PullCertification {
+  state: string;
+  policy: string;
+  uncertified: boolean;
+  via?: 'pull-uncertified' | 'uncertified-group' | 'dry-run' | 'attachment' | 'index';
+}
 
 /**
  * Receives registry events. Changes are reported inside the transaction that

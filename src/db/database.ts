@@ -3,6 +3,7 @@ import pg from 'pg';
 import type pino from 'pino';
 import * as registryCore from '../../migrations/0001_registry_core.js';
 import * as identity from '../../migrations/0002_identity.js';
+import * as certification from '../../migrations/0003_certification.js';
 
 export type Database = Knex;
 
@@ -15,6 +16,7 @@ interface Migration {
 const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['0001_registry_core', registryCore],
   ['0002_identity', identity],
+  ['0003_certification', certification],
 ];
 
 /** Serves the migrations from this list, so knex never loads TypeScript files by path. */

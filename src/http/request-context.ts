@@ -21,6 +21,7 @@ export function contextOf(request: Request, response: Response): RequestContext 
   const context: RequestContext = {
     requestId: String(request.id ?? requestIdOf(request)),
     identity: ANONYMOUS,
+    principal: null,
     clientAddress: request.ip ?? '',
     userAgent: request.get('user-agent') ?? '',
     logger,

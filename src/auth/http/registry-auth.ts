@@ -46,6 +46,7 @@ export async function authorizeRegistryRequest(request: Request, response: Respo
     throw error;
   }
   context.identity = caller.identity;
+  context.principal = caller.principal;
   response.locals.caller = caller;
   if (caller.identity.kind !== 'anonymous') response.locals.logFields = { ...(response.locals.logFields as object | undefined), subject: caller.identity.subject };
 
