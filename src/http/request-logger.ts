@@ -5,6 +5,22 @@ import { requestIdOf } from './request-context.js';
 
 type LocalsResponse = ServerResponse & { locals?: Record<string, unknown> };
 
+/** Logged URLs longer than this many characters are cut. */
+const MAX_LOGGED_URL_LENGTH = 512;
+
+/**
+ * Query parameters whose values are credentials. No endpoint reads them from
+ * the query string, but a client may still send the OAuth 2 form or a token
+ * there, and the request line must not carry it into the log.
+ */
+const SECRET_QUERY_PARAMETER = /([?&](?:password|passwd|secret|client_secret|token|access_token|refresh_token|id_token)=)[^&#]*/gi;
+
+/** Returns the URL as logged: secret query values replaced, then cut to MAX_LOGGED_URL_LENGTH. */
+export function urlForLog(url: string): string {
+  const redacted = url.replace(SECRET_QUERY_PARAMETER, '$1[redacted]');
+  return redacted.length > MAX_LOGGED_URL_LENGTH ? `${redacted.slice(0, MAX_LOGGED_URL_LENGTH)}…` : redacted;
+}
+
 /**
  * One log line per request with request id, operation, route facts, status,
  * bytes and duration. 4xx answers log at warn, 5xx at error; health checks
@@ -38,7 +54,7 @@ export function createRequestLogger(logger: pino.Logger): HttpLogger {
       req: (request: { id: unknown; method: string; url: string; headers: Record<string, unknown>; remoteAddress?: string }) => ({
         id: request.id,
         method: request.method,
-        url: request.url.length > 512 ? `${request.url.slice(0, 512)}…` : request.url,
+        url: urlForLog(request.url),
         userAgent: request.headers['user-agent'],
         remoteAddress: request.remoteAddress,
       }),

@@ -21,10 +21,11 @@ function singleValue(value: unknown): string | null {
   return typeof value === 'string' ? value : null;
 }
 
-function checkService(service: string | null, expected: string): void {
-  if (service !== null && service !== expected) {
-    throw new RegistryError('DENIED', `unknown service "${service.slice(0, 100)}": this token endpoint serves "${expected}"`, { service: expected }, 400);
-  }
+/** Rejects a `service` parameter that names another service or is repeated. An absent one is accepted. */
+function checkService(service: unknown, expected: string): void {
+  if (service === undefined || service === expected) return;
+  if (typeof service !== 'string') throw new RegistryError('DENIED', `the service parameter must be given once: this token endpoint serves "${expected}"`, { service: expected }, 400);
+  throw new RegistryError('DENIED', `unknown service "${service.slice(0, 100)}": this token endpoint serves "${expected}"`, { service: expected }, 400);
 }
 
 /** Maps login failures to the token endpoint's 401 and 429 answers. */
@@ -48,7 +49,7 @@ export function createTokenRouter(issuer: TokenIssuer, tokens: TokenService): ex
   router.get('/token', async (request: Request, response: Response) => {
     describeRequest(response, OPERATIONS.tokenGet);
     const context = contextOf(request, response);
-    checkService(singleValue(request.query.service), tokens.service);
+    checkService(request.query.service, tokens.service);
     const requested = parseScopes(queryValues(request.query.scope));
     const credentials = parseAuthorization(request.get('authorization'));
 
@@ -70,7 +71,7 @@ export function createTokenRouter(issuer: TokenIssuer, tokens: TokenService): ex
     describeRequest(response, OPERATIONS.tokenPost);
     const context = contextOf(request, response);
     const form = (request.body ?? {}) as Record<string, unknown>;
-    checkService(singleValue(form.service), tokens.service);
+    checkService(form.service, tokens.service);
     const requested = parseScopes(queryValues(form.scope));
     const grantType = singleValue(form.grant_type);
 
