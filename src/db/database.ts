@@ -4,6 +4,7 @@ import type pino from 'pino';
 import * as registryCore from '../../migrations/0001_registry_core.js';
 import * as identity from '../../migrations/0002_identity.js';
 import * as certification from '../../migrations/0003_certification.js';
+import * as imports from '../../migrations/0004_imports.js';
 
 export type Database = Knex;
 
@@ -17,6 +18,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['0001_registry_core', registryCore],
   ['0002_identity', identity],
   ['0003_certification', certification],
+  ['0004_imports', imports],
 ];
 
 /** Serves the migrations from this list, so knex never loads TypeScript files by path. */
