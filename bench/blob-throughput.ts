@@ -52,6 +52,7 @@ databaseUrl.pathname = `/${database}`;
 const dataDir = await mkdtemp(path.join(os.tmpdir(), 'portcullis-bench-'));
 const port = 20000 + Math.floor(Math.random() * 20000);
 const usesS3 = Boolean(process.env.S3_ENDPOINT);
+const ADMIN_PASSWORD = randomBytes(18).toString('base64url');
 
 const gateway = spawn(process.execPath, ['bin/portcullis.js', 'serve'], {
   env: {
@@ -61,15 +62,18 @@ const gateway = spawn(process.execPath, ['bin/portcullis.js', 'serve'], {
     DATA_DIR: dataDir,
     DATABASE_URL: databaseUrl.toString(),
     LOG_LEVEL: 'warn',
+    PORTCULLIS_ADMIN_PASSWORD: ADMIN_PASSWORD,
     ...(usesS3 ? { STORAGE_DRIVER: 's3', S3_BUCKET: `portcullis-bench-${randomBytes(4).toString('hex')}` } : { STORAGE_DRIVER: 'filesystem' }),
   },
   stdio: ['ignore', 'inherit', 'inherit'],
 });
 
 const base = `http://127.0.0.1:${port}`;
+// The administrator holds pull-uncertified, so it may read back a blob that no certified manifest references.
+const authorization = `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}`;
 try {
   for (let attempt = 0; ; attempt += 1) {
-    const ready = await fetch(`${base}/v2/`).then((response) => response.ok).catch(() => false);
+    const ready = await fetch(`${base}/healthz`).then((response) => response.ok).catch(() => false);
     if (ready) break;
     if (attempt > 300) throw new Error('gateway did not start within 30 s');
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -80,7 +84,7 @@ try {
   for (const chunk of generateBytes(totalBytes)) hash.update(chunk);
   const digest = `sha256:${hash.digest('hex')}`;
 
-  const started = await fetch(`${base}/v2/bench/large/blobs/uploads/`, { method: 'POST' });
+  const started = await fetch(`${base}/v2/bench/large/blobs/uploads/`, { method: 'POST', headers: { authorization } });
   const location = started.headers.get('location');
   if (started.status !== 202 || !location) throw new Error(`upload start failed with ${started.status}`);
 
@@ -88,16 +92,16 @@ try {
   const patch = await fetch(location, {
     method: 'PATCH',
     body: Readable.toWeb(Readable.from(generateBytes(totalBytes))) as ReadableStream,
-    headers: { 'content-type': 'application/octet-stream' },
+    headers: { 'content-type': 'application/octet-stream', authorization },
     duplex: 'half',
   } as RequestInit);
   if (patch.status !== 202) throw new Error(`PATCH failed with ${patch.status}: ${await patch.text()}`);
-  const finish = await fetch(`${location}?digest=${digest}`, { method: 'PUT' });
+  const finish = await fetch(`${location}?digest=${digest}`, { method: 'PUT', headers: { authorization } });
   if (finish.status !== 201) throw new Error(`PUT failed with ${finish.status}: ${await finish.text()}`);
   const pushSeconds = (performance.now() - pushStart) / 1000;
 
   const pullStart = performance.now();
-  const pulled = await fetch(`${base}/v2/bench/large/blobs/${digest}`);
+  const pulled = await fetch(`${base}/v2/bench/large/blobs/${digest}`, { headers: { authorization } });
   const pullHash = createHash('sha256');
   let pulledBytes = 0;
   for await (const chunk of pulled.body as unknown as AsyncIterable<Uint8Array>) {

@@ -4,10 +4,12 @@ import type { Config } from './config.js';
 import { createApp } from './app.js';
 import { createDatabase, migrateToLatest, type Database } from './db/database.js';
 import { startEmbeddedPostgres, type RunningEmbeddedPostgres } from './db/embedded-postgres.js';
+import { lockDataDir } from './db/data-dir-lock.js';
 import { openBlobStore } from './storage/from-config.js';
 import { logEventSink } from './audit/registry-events.js';
 import { ensureBootstrapAdmin } from './auth/bootstrap.js';
 import { createAuthServices } from './auth/setup.js';
+import { JobQueue } from './jobs/queue.js';
 
 /** A started gateway and how to stop it. */
 export interface RunningGateway {
@@ -16,19 +18,34 @@ export interface RunningGateway {
 }
 
 /** Opens the database named by DATABASE_URL, or starts the embedded PostgreSQL under the data directory. */
-async function openDatabase(config: Config, logger: pino.Logger): Promise<{ db: Database; embedded: RunningEmbeddedPostgres | null }> {
-  if (config.databaseUrl !== null) return { db: createDatabase(config.databaseUrl), embedded: null };
-  const embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPostgresPort, logger });
-  return { db: createDatabase(embedded.connectionString), embedded };
+async function openDatabase(config: Config, logger: pino.Logger): Promise<{ db: Database; connectionString: string; embedded: RunningEmbeddedPostgres | null }> {
+  if (config.databaseUrl !== null) return { db: createDatabase(config.databaseUrl), connectionString: config.databaseUrl, embedded: null };
+  const lock = await lockDataDir(config.dataDir);
+  try {
+    const started = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPostgresPort, logger });
+    const embedded: RunningEmbeddedPostgres = {
+      connectionString: started.connectionString,
+      stop: async () => {
+        await started.stop();
+        await lock.release();
+      },
+    };
+    return { db: createDatabase(embedded.connectionString), connectionString: embedded.connectionString, embedded };
+  } catch (error) {
+    await lock.release();
+    throw error;
+  }
 }
 
 /**
  * Starts the gateway: database (external or embedded), migrations, blob
- * store, HTTP listener and the stale upload purge.
+ * store, HTTP listener, background job workers and the stale upload purge.
  */
 export async function startGateway(config: Config, logger: pino.Logger): Promise<RunningGateway> {
-  const { db, embedded } = await openDatabase(config, logger);
+  const { db, connectionString, embedded } = await openDatabase(config, logger);
+  const jobs = new JobQueue({ connectionString, logger, workers: true });
   const stopDatabase = async () => {
+    await jobs.stop();
     await db.destroy();
     if (embedded) await embedded.stop();
   };
@@ -43,11 +60,12 @@ export async function startGateway(config: Config, logger: pino.Logger): Promise
     await ensureBootstrapAdmin(db, config.auth.adminPassword, logger);
     const events = logEventSink;
     const auth = await createAuthServices(db, config.auth, events, logger);
-    const app = createApp({ config, db, store: opened.store, logger, auth, events });
+    const app = createApp({ config, db, store: opened.store, logger, auth, events, jobs });
+    await jobs.start();
 
     server = await new Promise<Server>((resolve, reject) => {
-      const listening = app.express.listen(config.port, config.host, () => resolve(listening));
-      listening.once('error', reject);
+      // Express 5 passes a listen failure (port in use, unknown address) to this callback.
+      const listening = app.express.listen(config.port, config.host, (error?: Error) => (error ? reject(error) : resolve(listening)));
     });
 
     purgeTimer = setInterval(() => {
@@ -81,6 +99,8 @@ export async function startGateway(config: Config, logger: pino.Logger): Promise
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      // Running imports write to the store and the database, so the jobs stop first.
+      await jobs.stop();
       closeStore();
       await stopDatabase();
       logger.info('stopped');

@@ -217,14 +217,16 @@ export function createFilesystemStore(options: FilesystemStoreOptions): BlobStor
       const upload = parseUploadState(state);
       const stagingPath = pathOfKey(upload.tempKey);
       const finalPath = pathOfKey(finalKey);
-      await assertStagingFile(stagingPath, upload);
 
+      // Checked before the staging file, so a commit repeated after a crash
+      // that happened between the rename and the metadata commit succeeds.
       if (await isFile(finalPath)) {
         // Final keys are content-addressed, so the existing file contains the same bytes.
         await removeIfExists(stagingPath);
         await pruneEmptyDirectories(upload.tempKey);
         return;
       }
+      await assertStagingFile(stagingPath, upload);
 
       await truncate(stagingPath, upload.size);
       const handle = await open(stagingPath, 'r+');
