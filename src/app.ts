@@ -3,7 +3,9 @@ import type { Knex } from 'knex';
 import type pino from 'pino';
 import type { Config } from './config.js';
 import type { BlobStore } from './storage/blob-store.js';
-import { allowAllPullGate, type PullGate } from './policy/pull-gate.js';
+import { CertificationGate } from './policy/certification-gate.js';
+import { attachmentRules } from './policy/attachments.js';
+import { UpstreamBlocklist } from './upstream/blocklist.js';
 import { logEventSink, type RegistryEventSink } from './audit/registry-events.js';
 import { BlobService } from './registry/blobs.js';
 import { ManifestService } from './registry/manifests.js';
@@ -15,15 +17,21 @@ import { contextOf, describeRequest } from './http/request-context.js';
 import { OPERATIONS } from './operations.js';
 import type { AuthServices } from './auth/setup.js';
 import { createTokenRouter } from './auth/http/token-routes.js';
+import { createManagementRouter } from './api/router.js';
+import { createCertificationRouter } from './api/certification-router.js';
+import { createImportApiRouter } from './api/import-router.js';
+import type { JobQueue } from './jobs/queue.js';
+import { createImportServices } from './upstream/setup.js';
 
 export interface AppDependencies {
-  config: Pick<Config, 'publicUrl' | 'trustedProxies'>;
+  config: Pick<Config, 'publicUrl' | 'trustedProxies' | 'attachments' | 'blockedRegistries'>;
   db: Knex;
   store: BlobStore;
   logger: pino.Logger;
   auth: AuthServices;
-  gate?: PullGate;
   events?: RegistryEventSink;
+  /** Background jobs; createApp adds its job definitions, and the caller starts the queue afterwards. */
+  jobs: JobQueue;
 }
 
 export interface App {
@@ -34,7 +42,8 @@ export interface App {
 /** Composition root: wires the domain services to the HTTP routes. */
 export function createApp(dependencies: AppDependencies): App {
   const { config, db, store, logger, auth } = dependencies;
-  const gate = dependencies.gate ?? allowAllPullGate;
+  // Every pull goes through the certification gate, which the app always builds itself.
+  const gate = new CertificationGate(db, attachmentRules(config.attachments.mediaTypes, config.attachments.maxBytes));
   const events = dependencies.events ?? logEventSink;
 
   const uploads = new UploadService({ db, store, events, gate, logger });
@@ -47,6 +56,7 @@ export function createApp(dependencies: AppDependencies): App {
     baseUrl: (request: Request) => config.publicUrl ?? `${request.protocol}://${request.host}`,
   };
   const registryAuth = { authenticator: auth.authenticator, service: auth.service, baseUrl: services.baseUrl };
+  const importServices = createImportServices({ db, events, logger, queue: dependencies.jobs, uploads, manifests: services.manifests });
 
   const app = express();
   app.disable('x-powered-by');
@@ -73,7 +83,12 @@ export function createApp(dependencies: AppDependencies): App {
     }
   });
   app.use(createTokenRouter(auth.issuer, auth.tokens));
-  app.use('/v2', createRegistryRouter(services, registryAuth));
+  app.use('/v2', createRegistryRouter(services, registryAuth, new UpstreamBlocklist(config.blockedRegistries)));
+  app.use('/api/v1', createImportApiRouter({ authenticator: auth.authenticator, ...importServices }));
+  // Before any other /api/v1 router that ends in a catch-all 404, which would shadow these routes.
+  app.use('/api/v1', createCertificationRouter({ db, authenticator: auth.authenticator, events, logger }));
+  // Last among the /api/v1 routers: it answers every unknown API path with 404.
+  app.use('/api/v1', createManagementRouter({ db, authenticator: auth.authenticator, events, logger }));
   app.use(errorHandler);
   return { express: app, uploads };
 }

@@ -1,6 +1,10 @@
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 import { patternProblem } from './auth/patterns.js';
+import { isValidMediaType } from './registry/media-types.js';
+import { DEFAULT_ATTACHMENT_MAX_BYTES, DEFAULT_ATTACHMENT_MEDIA_TYPES, isFilesystemLayerType } from './policy/attachments.js';
+import { blocklistEntryProblem, DEFAULT_BLOCKED_REGISTRIES } from './upstream/blocklist.js';
 
 /** Settings read from the environment once at start; see README.md for each variable. */
 export interface Config {
@@ -22,7 +26,18 @@ export interface Config {
     purgeIntervalSeconds: number;
   };
   auth: AuthConfig;
+  attachments: AttachmentConfig;
+  /** Registry hosts (`quay.io`) and wildcards (`*.gcr.io`) whose names are denied on /v2 with an import hint. */
+  blockedRegistries: string[];
   logLevel: string;
+}
+
+/** Rules for the manifests that may be pulled as attachments (signatures, SBOMs, attestations) of a pullable subject. */
+export interface AttachmentConfig {
+  /** Media types allowed as an attachment's artifactType, config and layers, lowercased. */
+  mediaTypes: string[];
+  /** Largest total size of an attachment's manifest, config and layers, in bytes. */
+  maxBytes: number;
 }
 
 export interface AuthConfig {
@@ -90,11 +105,14 @@ const environmentSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: portText.default(5000),
   PUBLIC_URL: httpUrl.optional(),
-  TRUSTED_PROXIES: z.string().optional(),
+  TRUSTED_PROXIES: z
+    .string()
+    .refine((value) => splitList(value).every(isAddressOrRange), 'expected comma-separated IP addresses or CIDR ranges, such as 10.0.0.1,192.168.0.0/16')
+    .optional(),
   DATA_DIR: z.string().min(1).default('./data'),
   DATABASE_URL: z
     .string()
-    .refine((value) => /^postgres(ql)?:\/\//.test(value), 'expected a postgres:// or postgresql:// URL')
+    .refine((value) => /^postgres(ql)?:\/\//.test(value) && URL.canParse(value), 'expected a valid postgres:// or postgresql:// URL')
     .optional(),
   EMBEDDED_PG_PORT: portText.default(54329),
   STORAGE_DRIVER: z.enum(['filesystem', 's3'], { error: 'expected filesystem or s3' }).optional(),
@@ -107,8 +125,9 @@ const environmentSchema = z.object({
   S3_ACCESS_KEY_ID: z.string().min(1).optional(),
   S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   S3_FORCE_PATH_STYLE: booleanText.optional(),
-  UPLOAD_SESSION_TTL: secondsText.default(24 * 3600),
-  UPLOAD_PURGE_INTERVAL: secondsText.default(3600),
+  UPLOAD_SESSION_TTL: secondsText.pipe(z.number().max(30 * 86400, 'expected at most 2592000 seconds (30 days)')).default(24 * 3600),
+  // Node timers hold at most 2^31-1 ms (about 24.8 days); a longer interval would fire every millisecond.
+  UPLOAD_PURGE_INTERVAL: secondsText.pipe(z.number().max(7 * 86400, 'expected at most 604800 seconds (7 days)')).default(3600),
   TOKEN_ISSUER: z.string().min(1).default('portcullis'),
   TOKEN_SERVICE: z.string().min(1).default('portcullis'),
   TOKEN_SIGNING_KEY_FILES: z.string().optional(),
@@ -119,8 +138,21 @@ const environmentSchema = z.object({
   LOGIN_MAX_FAILURES_PER_USER: z.coerce.number({ error: 'expected a whole number' }).int('expected a whole number').positive('expected a positive number').default(10),
   LOGIN_MAX_FAILURES_PER_ADDRESS: z.coerce.number({ error: 'expected a whole number' }).int('expected a whole number').positive('expected a positive number').default(50),
   LOGIN_FAILURE_WINDOW: secondsText.default(300),
+  ATTACHMENT_MEDIA_TYPES: z.string().optional(),
+  ATTACHMENT_MAX_BYTES: z.coerce.number({ error: 'expected a number of bytes' }).int('expected a whole number of bytes').positive('expected a positive number of bytes').default(DEFAULT_ATTACHMENT_MAX_BYTES),
+  BLOCKED_REGISTRIES: z.string().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'expected fatal, error, warn, info, debug, trace or silent' }).default('info'),
 });
+
+function isAddressOrRange(entry: string): boolean {
+  const [address, prefix, ...rest] = entry.split('/');
+  if (rest.length > 0 || address === undefined) return false;
+  const family = isIP(address);
+  if (family === 0) return false;
+  if (prefix === undefined) return true;
+  if (!/^\d{1,3}$/.test(prefix)) return false;
+  return Number(prefix) <= (family === 4 ? 32 : 128);
+}
 
 function splitList(value: string | undefined): string[] {
   return (value ?? '')
@@ -154,6 +186,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   for (const pattern of anonymousPullPatterns) {
     const problem = patternProblem(pattern);
     if (problem !== undefined) problems.push(`ANONYMOUS_PULL: invalid pattern "${pattern}": ${problem}`);
+  }
+  const attachmentMediaTypes = values.ATTACHMENT_MEDIA_TYPES === undefined ? [...DEFAULT_ATTACHMENT_MEDIA_TYPES] : splitList(values.ATTACHMENT_MEDIA_TYPES).map((type) => type.toLowerCase());
+  for (const type of attachmentMediaTypes) {
+    if (!isValidMediaType(type) || type.includes(';')) problems.push(`ATTACHMENT_MEDIA_TYPES: "${type}" is not a media type: expected type/subtype without parameters, such as application/spdx+json`);
+    else if (isFilesystemLayerType(type)) problems.push(`ATTACHMENT_MEDIA_TYPES: "${type}" is an image filesystem layer type, which is never allowed in an attachment`);
+  }
+  const blockedRegistries = values.BLOCKED_REGISTRIES === undefined ? [...DEFAULT_BLOCKED_REGISTRIES] : splitList(values.BLOCKED_REGISTRIES).map((entry) => entry.toLowerCase());
+  for (const entry of blockedRegistries) {
+    const problem = blocklistEntryProblem(entry);
+    if (problem !== undefined) problems.push(`BLOCKED_REGISTRIES: invalid entry "${entry}": ${problem}`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -192,6 +234,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxFailuresPerAddress: values.LOGIN_MAX_FAILURES_PER_ADDRESS,
       loginFailureWindowSeconds: values.LOGIN_FAILURE_WINDOW,
     },
+    attachments: { mediaTypes: attachmentMediaTypes, maxBytes: values.ATTACHMENT_MAX_BYTES },
+    blockedRegistries,
     logLevel: values.LOG_LEVEL,
   };
 }

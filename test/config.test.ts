@@ -39,6 +39,19 @@ test('PUBLIC_URL loses its trailing slash', () => {
   assert.equal(loadConfig({ PUBLIC_URL: 'https://registry.example.com/' }).publicUrl, 'https://registry.example.com');
 });
 
+test('attachment and blocklist defaults apply when unset', () => {
+  const config = loadConfig({});
+  assert.equal(config.attachments.maxBytes, 16 * 1024 * 1024);
+  assert.ok(config.attachments.mediaTypes.includes('application/vnd.dev.cosign.simplesigning.v1+json'));
+  assert.ok(config.blockedRegistries.includes('*.gcr.io'));
+});
+
+test('attachment and blocklist settings are read as lists', () => {
+  const config = loadConfig({ ATTACHMENT_MEDIA_TYPES: 'application/spdx+json, Text/SPDX', ATTACHMENT_MAX_BYTES: '1024', BLOCKED_REGISTRIES: 'quay.io,*.corp.example' });
+  assert.deepEqual(config.attachments, { mediaTypes: ['application/spdx+json', 'text/spdx'], maxBytes: 1024 });
+  assert.deepEqual(config.blockedRegistries, ['quay.io', '*.corp.example']);
+});
+
 test('empty strings count as unset', () => {
   assert.equal(loadConfig({ PORT: '', DATABASE_URL: '' }).port, 5000);
 });
@@ -55,6 +68,11 @@ const invalidCases: Array<[string, Record<string, string>, string]> = [
   ['S3_FORCE_PATH_STYLE not a boolean', { S3_FORCE_PATH_STYLE: 'maybe' }, 'S3_FORCE_PATH_STYLE'],
   ['zero UPLOAD_SESSION_TTL', { UPLOAD_SESSION_TTL: '0' }, 'UPLOAD_SESSION_TTL'],
   ['unknown LOG_LEVEL', { LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+  ['ATTACHMENT_MEDIA_TYPES entry that is no media type', { ATTACHMENT_MEDIA_TYPES: 'application/spdx+json,spdx' }, 'ATTACHMENT_MEDIA_TYPES'],
+  ['ATTACHMENT_MEDIA_TYPES with a filesystem layer type', { ATTACHMENT_MEDIA_TYPES: 'application/vnd.oci.image.layer.v1.tar+gzip' }, 'ATTACHMENT_MEDIA_TYPES'],
+  ['zero ATTACHMENT_MAX_BYTES', { ATTACHMENT_MAX_BYTES: '0' }, 'ATTACHMENT_MAX_BYTES'],
+  ['BLOCKED_REGISTRIES entry with a path', { BLOCKED_REGISTRIES: 'docker.io/library' }, 'BLOCKED_REGISTRIES'],
+  ['BLOCKED_REGISTRIES wildcard inside a host', { BLOCKED_REGISTRIES: 'gcr.*.io' }, 'BLOCKED_REGISTRIES'],
 ];
 
 for (const [label, env, variable] of invalidCases) {
@@ -69,4 +87,25 @@ for (const [label, env, variable] of invalidCases) {
 
 test('every bad variable is reported at once', () => {
   assert.equal(problemsOf({ PORT: 'x', LOG_LEVEL: 'loud' }).length, 2);
+});
+
+const moreInvalidCases: Array<[string, Record<string, string>, string]> = [
+  ['purge interval beyond the timer range', { UPLOAD_PURGE_INTERVAL: '2592000' }, 'UPLOAD_PURGE_INTERVAL'],
+  ['TRUSTED_PROXIES that is no address', { TRUSTED_PROXIES: 'garbage' }, 'TRUSTED_PROXIES'],
+  ['TRUSTED_PROXIES with a prefix over 32', { TRUSTED_PROXIES: '10.0.0.0/33' }, 'TRUSTED_PROXIES'],
+  ['DATABASE_URL with a port that is no number', { DATABASE_URL: 'postgres://user:secret@db:notaport/x' }, 'DATABASE_URL'],
+];
+
+for (const [label, env, variable] of moreInvalidCases) {
+  test(`${label} is rejected naming ${variable}`, () => {
+    const problems = problemsOf(env);
+    assert.ok(
+      problems.some((problem) => problem.startsWith(variable)),
+      `expected a problem naming ${variable}, got ${JSON.stringify(problems)}`,
+    );
+  });
+}
+
+test('TRUSTED_PROXIES accepts addresses and ranges', () => {
+  assert.deepEqual(loadConfig({ TRUSTED_PROXIES: '10.0.0.1, 192.168.0.0/16,::1' }).trustedProxies, ['10.0.0.1', '192.168.0.0/16', '::1']);
 });

@@ -32,6 +32,8 @@ export interface PullCertification {
   policy: string;
   uncertified: boolean;
   via?: 'pull-uncertified' | 'uncertified-group' | 'dry-run' | 'attachment' | 'index';
+  /** The certified manifest that allowed the pull when it is not the pulled content: an index that lists it, an attachment's subject, or a manifest that references the pulled blob. */
+  certifiedDigest?: string;
 }
 
 /**

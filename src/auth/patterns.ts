@@ -1,5 +1,5 @@
 import { MAX_NAME_LENGTH } from '../registry/reference.js';
-import { isGrantableName, looksLikeRegistryHost } from './scopes.js';
+import { isGrantableName, namesOtherRegistry } from './scopes.js';
 
 /**
  * Repository patterns name the repositories a grant covers. A pattern is a
@@ -48,8 +48,8 @@ export function patternProblem(pattern: string): string | undefined {
   }
 
   const first = components[0] as string;
-  if (components.length > 1 && looksLikeRegistryHost(first)) {
-    return `the first component "${first}" looks like a registry host, and names of other registries are never granted`;
+  if (components.length > 1 && namesOtherRegistry(first)) {
+    return `the first component "${first}" names another registry host, and images of other registries are never granted`;
   }
   return undefined;
 }

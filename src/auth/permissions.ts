@@ -4,8 +4,10 @@ import { CATALOG_NAME, isGrantableName, normalizeRepositoryActions, type AccessE
 /**
  * Permissions on the repositories a grant's pattern matches. `pull-uncertified`
  * allows pulling content that is not certified yet, and implies `pull`.
+ * `import` allows importing images from allowlisted upstreams into the
+ * repository through the management API; it is never a token action.
  */
-export const REPOSITORY_PERMISSIONS = ['pull', 'push', 'delete', 'pull-uncertified'] as const;
+export const REPOSITORY_PERMISSIONS = ['pull', 'push', 'delete', 'pull-uncertified', 'import'] as const;
 
 export type RepositoryPermission = (typeof REPOSITORY_PERMISSIONS)[number];
 

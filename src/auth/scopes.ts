@@ -1,4 +1,5 @@
 import { isValidName } from '../registry/reference.js';
+import { namesBlockedRegistry } from '../upstream/blocklist.js';
 
 /**
  * One resource and the actions on it: an element of the `access` claim of the
@@ -29,34 +30,34 @@ export const MAX_SCOPES = 64;
 const RESOURCE_TYPE_PATTERN = /^([a-z0-9]+)(?:\([a-z0-9]+\))?$/;
 
 /**
- * Returns whether the first path component of a name is a registry host, as
- * `splitDockerDomain` in the Go module github.com/distribution/reference
- * treats one: it contains '.' or ':', or it is `localhost`. That function also
- * takes a component with uppercase letters for a host, which no valid name has.
+ * Returns whether the first path component of a name names another registry:
+ * a `host:port`, `localhost`, or a public registry that Portcullis blocks by
+ * default (`docker.io`, `ghcr.io`, `*.gcr.io`, …). Unlike
+ * `splitDockerDomain` in the Go module github.com/distribution/reference, a
+ * dot alone does not make a host, so `my.team` is an internal namespace.
  */
-export function looksLikeRegistryHost(component: string): boolean {
-  return component.includes('.') || component.includes(':') || component === 'localhost';
+export function namesOtherRegistry(component: string): boolean {
+  return component.includes(':') || component === 'localhost' || namesBlockedRegistry(component);
 }
 
 /**
  * Returns whether a name starts with another registry's host, as
- * `docker.io/library/nginx` or `localhost/app` do. A single component is never
- * a host, so `my.app` is a plain repository name.
+ * `docker.io/library/nginx` or `localhost:5000/app` do. A single component is
+ * never a host, so `docker.io` alone is a plain repository name.
  */
 export function hasRegistryHostPrefix(name: string): boolean {
   const slash = name.indexOf('/');
   if (slash < 0) return false;
-  return looksLikeRegistryHost(name.slice(0, slash));
+  return namesOtherRegistry(name.slice(0, slash));
 }
 
 /**
  * Returns whether a repository name may appear in a scope and a token. It must
  * follow the OCI name grammar, which already rejects uppercase letters, `..`,
  * percent-encoded characters such as `%2F`, and a port (`localhost:5000/x`).
- * It must also not start with a registry host: a Docker client that reads
- * `registry.example/my.team/app` sends `my.team/app`, so repositories whose
- * first component contains a dot cannot be distinguished from names of
- * other registries, and Portcullis never grants access to them.
+ * It must also not start with another registry's host, so that no grant
+ * covers an image of a public registry. Internal names with a dot in their
+ * first component, such as `my.team/app`, are grantable.
  */
 export function isGrantableName(name: string): boolean {
   return isValidName(name) && !hasRegistryHostPrefix(name);

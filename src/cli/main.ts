@@ -3,7 +3,8 @@ import { ConfigError, loadConfig } from '../config.js';
 import { createLogger } from '../logger.js';
 import { createDatabase, migrateToLatest } from '../db/database.js';
 import { startEmbeddedPostgres } from '../db/embedded-postgres.js';
-import { startGateway } from '../server.js';
+import { registerAccountCommands } from './accounts.js';
+import { registerCertificationCommands } from './certification-commands.js';
 
 function loadConfigOrExit(): ReturnType<typeof loadConfig> {
   try {
@@ -26,6 +27,8 @@ program
   .action(async () => {
     const config = loadConfigOrExit();
     const logger = createLogger(config.logLevel);
+    // Loaded here so that the other commands start without the whole server.
+    const { startGateway } = await import('../server.js');
     const gateway = await startGateway(config, logger).catch((error: unknown) => {
       logger.fatal({ err: error }, 'start failed');
       process.exit(1);
@@ -62,5 +65,8 @@ program
       await embedded?.stop();
     }
   });
+
+registerAccountCommands(program, loadConfigOrExit);
+registerCertificationCommands(program);
 
 await program.parseAsync(process.argv);

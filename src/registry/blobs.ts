@@ -2,19 +2,22 @@ import type { Readable } from 'node:stream';
 import type { Knex } from 'knex';
 import { RegistryError } from '../errors.js';
 import type { RequestContext } from '../context.js';
-import type { RegistryEventSink } from '../audit/registry-events.js';
+import type { PullCertification, RegistryEventSink } from '../audit/registry-events.js';
 import type { PullGate } from '../policy/pull-gate.js';
 import type { BlobStore, ByteRange } from '../storage/blob-store.js';
 import { StorageNotFoundError } from '../storage/blob-store.js';
 import { databaseErrorKind } from '../db/errors.js';
 import { findRepositoryId } from './repositories.js';
 import { parseDigest } from './reference.js';
+import { enforcePullDecision } from './pull-decisions.js';
 
 /** A blob found in a repository. */
 export interface BlobInfo {
   digest: string;
   size: number;
   storageKey: string;
+  /** The pull gate's grounds for serving the blob, for its pull event. */
+  certification?: PullCertification;
 }
 
 export interface BlobServiceDeps {
@@ -28,8 +31,12 @@ export interface BlobServiceDeps {
 export class BlobService {
   constructor(private readonly deps: BlobServiceDeps) {}
 
-  /** Returns a blob linked to the repository after the pull gate allowed it. Throws BLOB_UNKNOWN or DENIED. */
-  async find(context: RequestContext, repository: string, digestText: string): Promise<BlobInfo> {
+  /**
+   * Returns a blob linked to the repository after the pull gate allowed it.
+   * `head` marks a HEAD request, which the gate treats as an existence check.
+   * Throws BLOB_UNKNOWN or DENIED.
+   */
+  async find(context: RequestContext, repository: string, digestText: string, options: { head: boolean }): Promise<BlobInfo> {
     const digest = parseDigest(digestText);
     const { db, gate, events } = this.deps;
     const row: { digest: string; size: number; storage_key: string } | undefined = await db('repository_blobs as l')
@@ -39,19 +46,17 @@ export class BlobService {
       .first('b.digest', 'b.size', 'b.storage_key');
     if (!row) throw new RegistryError('BLOB_UNKNOWN', `blob unknown: ${digest.value} is not in repository ${repository}`, { repository, digest: digest.value });
 
-    const decision = await gate.decide(context, { repository, kind: 'blob', digest: digest.value });
-    if (!decision.allowed) {
-      await events.record(context, { action: 'pull.denied', repository, digest: digest.value, reason: decision.reason }, null);
-      throw new RegistryError('DENIED', decision.reason, { repository, digest: digest.value });
-    }
-    return { digest: row.digest, size: Number(row.size), storageKey: row.storage_key };
+    const request = { repository, kind: 'blob' as const, digest: digest.value, existenceCheck: options.head };
+    const certification = await enforcePullDecision(events, context, request, await gate.decide(context, request));
+    return { digest: row.digest, size: Number(row.size), storageKey: row.storage_key, ...(certification ? { certification } : {}) };
   }
 
   /** Opens the blob's bytes, or an inclusive range of them, and records the pull. */
   async open(context: RequestContext, repository: string, blob: BlobInfo, range: ByteRange | null): Promise<Readable> {
     try {
       const stream = await this.deps.store.read(blob.storageKey, range ?? undefined);
-      await this.deps.events.record(context, { action: 'blob.pull', repository, digest: blob.digest, size: range ? range.end - range.start + 1 : blob.size }, null);
+      const size = range ? range.end - range.start + 1 : blob.size;
+      await this.deps.events.record(context, { action: 'blob.pull', repository, digest: blob.digest, size, ...(blob.certification ? { certification: blob.certification } : {}) }, null);
       return stream;
     } catch (error) {
       if (error instanceof StorageNotFoundError) {

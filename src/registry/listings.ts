@@ -8,7 +8,10 @@ import { isValidMediaType, MEDIA_TYPES } from './media-types.js';
 export const MAX_PAGE_SIZE = 1000;
 
 /** Largest number of referrers listed for one subject. */
-export const MAX_REFERRERS = 10_000;
+export const MAX_REFERRERS = 1000;
+
+/** Largest total size of the referrers' annotations in one response, in bytes, so a response stays small in memory. */
+export const MAX_REFERRERS_ANNOTATION_BYTES = 4 * 1024 * 1024;
 
 export interface PageRequest {
   /** Requested page size; null when the client did not ask. */
@@ -63,13 +66,22 @@ export async function listRepositories(db: Knex, page: PageRequest): Promise<Pag
   return pageOf(db('repositories'), 'name', page);
 }
 
-/** Builds the referrers response: an OCI image index of the manifests whose subject is the digest. */
-export async function listReferrers(db: Knex, repository: string, subjectText: string, artifactType: string | null): Promise<{ index: object; filtered: boolean }> {
+/**
+ * Builds the referrers response: an OCI image index of the manifests whose
+ * subject is the digest, keeping only those that `keep` returns.
+ */
+export async function listReferrers(
+  db: Knex,
+  repository: string,
+  subjectText: string,
+  artifactType: string | null,
+  keep: (digests: string[]) => Promise<Set<string>>,
+): Promise<{ index: object; filtered: boolean }> {
   const subject = parseDigest(subjectText);
   const repositoryId = await findRepositoryId(db, repository);
   // A filter that is not a media type matches no stored artifactType, and it may hold characters PostgreSQL rejects.
   const filterMatchesNothing = artifactType !== null && !isValidMediaType(artifactType);
-  const rows: Array<{ digest: string; media_type: string; size: number; artifact_type: string | null; annotations: Record<string, string> | null }> =
+  const candidates: Array<{ id: number; digest: string; media_type: string; size: number; artifact_type: string | null; annotation_bytes: number | null }> =
     repositoryId === null || filterMatchesNothing
       ? []
       : await db('manifests')
@@ -79,13 +91,31 @@ export async function listReferrers(db: Knex, repository: string, subjectText: s
           })
           .orderBy('id')
           .limit(MAX_REFERRERS)
-          .select('digest', 'media_type', 'size', 'artifact_type', 'annotations');
-  const manifests = rows.map((row) => ({
-    mediaType: row.media_type,
-    digest: row.digest,
-    size: Number(row.size),
-    ...(row.artifact_type ? { artifactType: row.artifact_type } : {}),
-    ...(row.annotations ? { annotations: row.annotations } : {}),
-  }));
+          .select('id', 'digest', 'media_type', 'size', 'artifact_type', db.raw('octet_length(annotations::text) as annotation_bytes'));
+  const kept = await keep(candidates.map((row) => row.digest));
+
+  // Annotations are loaded only for the entries that fit the byte budget.
+  // NOTE: entries past MAX_REFERRERS or the budget are left out without a
+  // Link to a next page.
+  const listed: typeof candidates = [];
+  let annotationBytes = 0;
+  for (const row of candidates) {
+    if (!kept.has(row.digest)) continue;
+    annotationBytes += row.annotation_bytes ?? 0;
+    if (annotationBytes > MAX_REFERRERS_ANNOTATION_BYTES) break;
+    listed.push(row);
+  }
+  const annotationRows: Array<{ id: number; annotations: Record<string, string> | null }> =
+    listed.length === 0 ? [] : await db('manifests').whereIn('id', listed.map((row) => row.id)).select('id', 'annotations');
+  const annotationsById = new Map(annotationRows.map((row) => [Number(row.id), row.annotations]));
+  const rows = listed.map((row) => ({ ...row, annotations: annotationsById.get(Number(row.id)) ?? null }));
+  const manifests = rows
+    .map((row) => ({
+      mediaType: row.media_type,
+      digest: row.digest,
+      size: Number(row.size),
+      ...(row.artifact_type ? { artifactType: row.artifact_type } : {}),
+      ...(row.annotations ? { annotations: row.annotations } : {}),
+    }));
   return { index: { schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests }, filtered: artifactType !== null };
 }

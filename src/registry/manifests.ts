@@ -6,7 +6,9 @@ import type { RegistryEventSink } from '../audit/registry-events.js';
 import type { PullGate } from '../policy/pull-gate.js';
 import { databaseErrorKind, violatedConstraint } from '../db/errors.js';
 import { ensureRepositoryId, findRepositoryId } from './repositories.js';
-import { parseManifestReference, type ManifestReference } from './reference.js';
+import { parseDigest, parseManifestReference, type ManifestReference } from './reference.js';
+import { listReferrers } from './listings.js';
+import { enforcePullDecision } from './pull-decisions.js';
 import { parseManifest, type Descriptor } from './manifest-parser.js';
 
 /** Largest manifest accepted, in bytes (4 MiB, the limit the OCI Distribution Specification suggests). */
@@ -115,8 +117,11 @@ export class ManifestService {
     return { digest, subject: parsed.subject?.digest ?? null };
   }
 
-  /** Returns a manifest by tag or digest after the pull gate allowed it. Throws MANIFEST_UNKNOWN or DENIED. */
-  async get(context: RequestContext, repository: string, referenceText: string, options: { record: boolean }): Promise<StoredManifest> {
+  /**
+   * Returns a manifest by tag or digest after the pull gate allowed it, and
+   * records the pull unless `head` is set. Throws MANIFEST_UNKNOWN or DENIED.
+   */
+  async get(context: RequestContext, repository: string, referenceText: string, options: { head: boolean }): Promise<StoredManifest> {
     const reference = parseManifestReference(referenceText);
     const { db, gate, events } = this.deps;
     const repositoryId = await findRepositoryId(db, repository);
@@ -126,15 +131,29 @@ export class ManifestService {
     }
 
     const tag = reference.kind === 'tag' ? reference.tag : undefined;
-    const decision = await gate.decide(context, { repository, kind: 'manifest', digest: row.digest, ...(tag ? { tag } : {}) });
-    if (!decision.allowed) {
-      await events.record(context, { action: 'pull.denied', repository, digest: row.digest, reason: decision.reason }, null);
-      throw new RegistryError('DENIED', decision.reason, { repository, digest: row.digest });
-    }
-    if (options.record) {
-      await events.record(context, { action: 'manifest.pull', repository, digest: row.digest, mediaType: row.media_type, size: row.size, ...(tag ? { tag } : {}) }, null);
+    const request = { repository, kind: 'manifest' as const, digest: row.digest, existenceCheck: options.head, ...(tag ? { tag } : {}) };
+    const certification = await enforcePullDecision(events, context, request, await gate.decide(context, request));
+    if (!options.head) {
+      await events.record(
+        context,
+        { action: 'manifest.pull', repository, digest: row.digest, mediaType: row.media_type, size: row.size, ...(tag ? { tag } : {}), ...(certification ? { certification } : {}) },
+        null,
+      );
     }
     return { digest: row.digest, mediaType: row.media_type, content: row.content, size: row.size };
+  }
+
+  /**
+   * Builds the referrers index of a subject. The caller must be allowed to
+   * pull the subject (DENIED otherwise), and the index lists only the
+   * referrers that the caller may pull.
+   */
+  async referrers(context: RequestContext, repository: string, subjectText: string, artifactType: string | null): Promise<{ index: object; filtered: boolean }> {
+    const subject = parseDigest(subjectText);
+    const { db, gate, events } = this.deps;
+    const request = { repository, kind: 'manifest' as const, digest: subject.value };
+    await enforcePullDecision(events, context, request, await gate.decide(context, request));
+    return listReferrers(db, repository, subject.value, artifactType, (digests) => gate.filterPullable(context, repository, digests));
   }
 
   /**

@@ -3,13 +3,14 @@ import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type { Knex } from 'knex';
 import type pino from 'pino';
-import { RegistryError } from '../errors.js';
+import { isRegistryError, RegistryError } from '../errors.js';
 import type { RequestContext } from '../context.js';
 import type { RegistryEventSink } from '../audit/registry-events.js';
 import type { PullGate } from '../policy/pull-gate.js';
 import type { BlobStore, UploadState } from '../storage/blob-store.js';
 import { blobKey, uploadKey } from '../storage/keys.js';
 import { findRepositoryId, ensureRepositoryId } from './repositories.js';
+import { enforcePullDecision } from './pull-decisions.js';
 import { isValidName, parseDigest, type ParsedDigest } from './reference.js';
 import { continueHash, digestStream, emptyHashProgress, HashingCounter, isHashProgress, LengthMismatchError, type HashProgress } from './upload-hash.js';
 
@@ -87,8 +88,8 @@ export class UploadService {
 
   /** Appends one chunk (PATCH). A chunk that does not start at the current offset fails with 416. */
   async append(repository: string, id: string, chunk: ChunkInput): Promise<UploadSession> {
-    return this.withLease(repository, id, async (row, lease) => {
-      const updated = await this.appendChunk(row, lease, chunk);
+    return this.withLease(repository, id, async (row, lease, leaseLost) => {
+      const updated = await this.appendChunk(row, lease, chunk, leaseLost);
       return { id, repository, size: updated.size };
     });
   }
@@ -100,8 +101,8 @@ export class UploadService {
    */
   async finish(context: RequestContext, repository: string, id: string, digestText: string, chunk: ChunkInput | null): Promise<{ digest: string; size: number }> {
     const digest = parseDigest(digestText);
-    return this.withLease(repository, id, async (row, lease) => {
-      const current = chunk ? await this.appendChunk(row, lease, chunk) : row;
+    return this.withLease(repository, id, async (row, lease, leaseLost) => {
+      const current = chunk ? await this.appendChunk(row, lease, chunk, leaseLost) : row;
       const hash = this.hashProgressOf(current);
 
       const actual = digest.algorithm === 'sha256' ? hash.sha256 : await digestStream(digest.algorithm, await this.deps.store.readUpload(current.store_state));
@@ -146,7 +147,8 @@ export class UploadService {
    * Links a blob from another repository (POST ?mount=&from=). Returns false
    * when it cannot be mounted: no source, a source that is not a valid
    * repository name, a source without the blob, or a source the caller may
-   * not pull from (`mayPullSource` false, or the pull gate denies it).
+   * not pull from (`mayPullSource` false, or the pull gate denies it). A
+   * denial by the gate is recorded as `pull.denied`.
    * Without `from` nothing is mounted, because knowing a digest must not
    * grant access to a blob.
    */
@@ -164,9 +166,12 @@ export class UploadService {
     const linked = await db('repository_blobs').where({ repository_id: sourceId, digest: digest.value }).first('digest');
     if (!linked) return false;
 
-    const decision = await this.deps.gate.decide(context, { repository: from, kind: 'blob', digest: digest.value });
-    if (!decision.allowed) {
-      context.logger.info({ repository, from, digest: digest.value, reason: decision.reason }, 'mount source not pullable; falling back to an upload');
+    const request = { repository: from, kind: 'blob' as const, digest: digest.value };
+    try {
+      await enforcePullDecision(this.deps.events, context, request, await this.deps.gate.decide(context, request));
+    } catch (error) {
+      if (!isRegistryError(error, 'DENIED')) throw error;
+      context.logger.info({ repository, from, digest: digest.value, reason: error.message }, 'mount source not pullable; falling back to an upload');
       return false;
     }
 
@@ -215,7 +220,7 @@ export class UploadService {
     }
   }
 
-  private async appendChunk(row: SessionRow, lease: string, chunk: ChunkInput): Promise<SessionRow> {
+  private async appendChunk(row: SessionRow, lease: string, chunk: ChunkInput, leaseLost: AbortSignal): Promise<SessionRow> {
     const { range, contentLength } = chunk;
     if (range !== null && range.start !== row.size) {
       throw new RegistryError('RANGE_INVALID', `chunk starts at byte ${range.start} but the upload holds ${row.size} bytes: send the chunk that starts at ${row.size}`, {
@@ -241,8 +246,16 @@ export class UploadService {
         counter.destroy(error instanceof Error ? error : new Error(String(error)));
         throw error;
       });
-      const [, state] = await Promise.all([pipeline(chunk.body, counter), appending]);
-      newState = state;
+      // A writer whose lease lapsed must stop before another request takes the session over.
+      const stopWriting = () => counter.destroy(new Error('the upload session lease was lost'));
+      leaseLost.addEventListener('abort', stopWriting, { once: true });
+      try {
+        const [, state] = await Promise.all([pipeline(chunk.body, counter), appending]);
+        newState = state;
+      } finally {
+        leaseLost.removeEventListener('abort', stopWriting);
+      }
+      if (leaseLost.aborted) throw new RegistryError('BLOB_UPLOAD_INVALID', 'the upload session lease lapsed while the chunk was written: resend it from the offset that GET on the session reports', { uploadId: row.id });
     } catch (error) {
       if (error instanceof LengthMismatchError) {
         throw new RegistryError('SIZE_INVALID', `${error.message}; the chunk was not stored, resend it from byte ${row.size}`, {
@@ -310,7 +323,13 @@ export class UploadService {
     return row;
   }
 
-  private async withLease<T>(repository: string, id: string, work: (row: SessionRow, lease: string) => Promise<T>): Promise<T> {
+  /**
+   * Runs `work` while this request holds the session's lease. The lease is
+   * renewed every LEASE_RENEW_MS; when a renewal fails or finds the lease
+   * gone, `leaseLost` aborts at once, well before the lease could expire and
+   * another request could take the session, so two writers never overlap.
+   */
+  private async withLease<T>(repository: string, id: string, work: (row: SessionRow, lease: string, leaseLost: AbortSignal) => Promise<T>): Promise<T> {
     const { db, logger } = this.deps;
     await this.loadSession(repository, id);
     const lease = randomUUID();
@@ -324,14 +343,33 @@ export class UploadService {
       throw new RegistryError('BLOB_UPLOAD_INVALID', 'another request is writing to this upload session: retry when it has finished', { uploadId: id }, 409);
     }
 
+    const leaseLost = new AbortController();
+    let renewedAt = Date.now();
     const renewal = setInterval(() => {
+      // A renewal stuck behind an unreachable database must not outlast half the lease.
+      if (Date.now() - renewedAt > (LEASE_SECONDS * 1000) / 2) {
+        logger.warn({ uploadId: id }, 'the upload session lease could not be renewed in time; stopping the write');
+        leaseLost.abort();
+        return;
+      }
       db('upload_sessions')
         .where({ id, lease_token: lease })
         .update({ lease_until: db.raw(`now() + make_interval(secs => ?)`, [LEASE_SECONDS]) })
-        .catch((error: unknown) => logger.warn({ err: error, uploadId: id }, 'renewing the upload session lease failed'));
+        .then((renewed) => {
+          if (renewed > 0) {
+            renewedAt = Date.now();
+            return;
+          }
+          logger.warn({ uploadId: id }, 'the upload session lease is gone; stopping the write');
+          leaseLost.abort();
+        })
+        .catch((error: unknown) => {
+          logger.warn({ err: error, uploadId: id }, 'renewing the upload session lease failed; stopping the write');
+          leaseLost.abort();
+        });
     }, LEASE_RENEW_MS);
     try {
-      return await work(row, lease);
+      return await work(row, lease, leaseLost.signal);
     } finally {
       clearInterval(renewal);
       await db('upload_sessions')

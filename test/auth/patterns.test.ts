@@ -35,6 +35,8 @@ describe('matchesPattern', () => {
     { pattern: '**', name: 'team-a/app/cache', matches: true },
 
     { pattern: '**', name: 'docker.io/library/nginx', matches: false },
+    { pattern: '**', name: 'my.team/app', matches: true },
+    { pattern: 'my.team/*', name: 'my.team/app', matches: true },
     { pattern: '**', name: 'Team-A/app', matches: false },
     { pattern: '**', name: 'team-a/../team-b', matches: false },
     { pattern: 'team-a/*', name: 'team-a/%2e%2e', matches: false },
@@ -49,7 +51,7 @@ describe('matchesPattern', () => {
 });
 
 describe('validatePattern', () => {
-  const valid = ['app', 'team-a/app', 'team-a/*', 'base/**', '*', '**', '*/app', 'team_a/app__x/v1.2', 'my.app', '*/*/**'];
+  const valid = ['app', 'team-a/app', 'team-a/*', 'base/**', '*', '**', '*/app', 'team_a/app__x/v1.2', 'my.app', 'my.team/**', 'registry.example.com/*', '*/*/**'];
   for (const pattern of valid) {
     test(`accepts ${pattern}`, () => {
       assert.equal(validatePattern(pattern), pattern);
@@ -71,6 +73,8 @@ describe('validatePattern', () => {
     { pattern: 'team-a/', problem: /lowercase/ },
     { pattern: 'team-a%2F*', problem: /whole component/ },
     { pattern: 'docker.io/**', problem: /registry host/ },
+    { pattern: 'ghcr.io/team-a/*', problem: /registry host/ },
+    { pattern: 'eu.gcr.io/*', problem: /registry host/ },
     { pattern: 'localhost/*', problem: /registry host/ },
     { pattern: 'localhost:5000/*', problem: /lowercase/ },
   ];

@@ -160,7 +160,7 @@ describe('repositoryPermissions', () => {
   });
 
   test('gives admin every repository permission', () => {
-    assert.deepEqual([...repositoryPermissions([], ['admins'], 'any/repo')].sort(), ['delete', 'pull', 'pull-uncertified', 'push']);
+    assert.deepEqual([...repositoryPermissions([], ['admins'], 'any/repo')].sort(), ['delete', 'import', 'pull', 'pull-uncertified', 'push']);
   });
 });
 

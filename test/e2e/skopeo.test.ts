@@ -73,7 +73,9 @@ const roundTripCases: RoundTripCase[] = [
   { name: 'docker-schema2', build: buildDockerSchema2Image, all: false, pullTransport: 'dir' },
 ];
 
-// Every skopeo call logs in as a CI robot whose only grant is on e2e/**.
+// Every skopeo call logs in as a CI robot whose only grant is on e2e/**. It holds
+// pull-uncertified, as a CI robot that tests its own images does, because these
+// tests pull uncertified images.
 let robotCreds = '';
 let robotAuthorization = '';
 
@@ -83,7 +85,7 @@ for (const driver of drivers) {
 
     before(async () => {
       server = await startTestServer({ storage: driver.storage });
-      const robot = await createTestRobot(server.db, 'e2e-pusher', [{ pattern: 'e2e/**', permissions: ['pull', 'push', 'delete'] }]);
+      const robot = await createTestRobot(server.db, 'e2e-pusher', [{ pattern: 'e2e/**', permissions: ['pull', 'push', 'delete', 'pull-uncertified'] }]);
       robotCreds = `${robot.username}:${robot.password}`;
       robotAuthorization = basicAuthorization(robot);
     });

@@ -7,13 +7,14 @@ import path from 'node:path';
 import pino from 'pino';
 import { createApp, type App } from '../../src/app.js';
 import { openBlobStore } from '../../src/storage/from-config.js';
-import { loadConfig, type AuthConfig, type Config } from '../../src/config.js';
+import { loadConfig, type AttachmentConfig, type AuthConfig, type Config } from '../../src/config.js';
 import { createAuthServices } from '../../src/auth/setup.js';
 import { logEventSink, type RegistryEventSink } from '../../src/audit/registry-events.js';
 import { hashPassword } from '../../src/auth/passwords.js';
 import type { BlobStore } from '../../src/storage/blob-store.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { createDatabase, type Database } from '../../src/db/database.js';
+import { JobQueue } from '../../src/jobs/queue.js';
 
 export interface TestServer {
   /** Base URL, such as http://127.0.0.1:PORT. */
@@ -21,6 +22,8 @@ export interface TestServer {
   /** host:port, for image references. */
   host: string;
   app: App;
+  /** Background job queue of this server; it has workers only with the `jobs` option. */
+  jobs: JobQueue;
   db: Database;
   store: BlobStore;
   /** The shared storage settings, for a second instance on the same database and bucket. */
@@ -80,6 +83,16 @@ export interface TestServerOptions {
   /** Authentication settings that differ from the defaults. */
   auth?: Partial<AuthConfig>;
   events?: RegistryEventSink;
+  /** Attachment settings that differ from the defaults. */
+  attachments?: Partial<AttachmentConfig>;
+  /** BLOCKED_REGISTRIES entries in place of the default list. */
+  blockedRegistries?: string[];
+  /**
+   * Runs background job workers, such as imports. Without it the server only
+   * queues jobs (pg-boss starts on the first one), so another server with
+   * workers on the same database can run them.
+   */
+  jobs?: boolean;
 }
 
 /** Returns S3 settings from the environment, or null when S3_ENDPOINT is unset. */
@@ -134,7 +147,16 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const opened = await openBlobStore(storage, logger);
   const events = options.events ?? logEventSink;
   const auth = await createAuthServices(db, { ...loadConfig({}).auth, ...options.auth }, events, logger);
-  const app = createApp({ config: { publicUrl: null, trustedProxies: [] }, db, store: opened.store, logger, auth, events });
+  const defaults = loadConfig({});
+  const config = {
+    publicUrl: null,
+    trustedProxies: [],
+    attachments: { ...defaults.attachments, ...options.attachments },
+    blockedRegistries: options.blockedRegistries ?? defaults.blockedRegistries,
+  };
+  const jobs = new JobQueue({ connectionString: databaseUrl, logger, workers: options.jobs === true, pollingIntervalSeconds: 0.5 });
+  const app = createApp({ config, db, store: opened.store, logger, auth, events, jobs });
+  if (options.jobs === true) await jobs.start();
   const server: Server = await new Promise((resolve) => {
     const listening = app.express.listen(0, '127.0.0.1', () => resolve(listening));
   });
@@ -145,6 +167,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     url: `http://${host}`,
     host,
     app,
+    jobs,
     db,
     store: opened.store,
     storage,
@@ -154,6 +177,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await jobs.stop();
       opened.close();
       if (testDatabase) await testDatabase.drop();
       else await db.destroy();

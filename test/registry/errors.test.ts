@@ -224,17 +224,17 @@ describe('repository names', () => {
   });
 
   test('returns 400 NAME_INVALID for a ".." path component', async () => {
-    const response = await client.http.get('/v2/library/../app/tags/list');
+    const response = await client.http.get('/v2/team-a/../app/tags/list');
     assertOciError(response, 400, 'NAME_INVALID');
   });
 
   test('returns 400 NAME_INVALID for ".." inside a component', async () => {
-    const response = await client.http.get('/v2/library/my..app/tags/list');
+    const response = await client.http.get('/v2/team-a/my..app/tags/list');
     assertOciError(response, 400, 'NAME_INVALID');
   });
 
   test('returns 400 NAME_INVALID for a trailing slash component', async () => {
-    const response = await client.http.get('/v2/library/app//tags/list');
+    const response = await client.http.get('/v2/team-a/app//tags/list');
     assertOciError(response, 400, 'NAME_INVALID');
   });
 

@@ -2,9 +2,9 @@ import type { Request, Response } from 'express';
 import { RegistryError } from '../../errors.js';
 import { contextOf } from '../../http/request-context.js';
 import type { MatchedRoute } from '../../registry/routes.js';
-import { AuthenticationError, parseAuthorization, type Authenticator, type Caller, type RequiredAccess } from '../authenticator.js';
+import { AuthenticationError, parseAuthorization, type Authenticator, type Caller } from '../authenticator.js';
 import { TooManyLoginFailuresError } from '../login-limiter.js';
-import { registryAccessNeed } from '../registry-access.js';
+import { accessOptions, registryAccessNeed, type AccessRequirement } from '../registry-access.js';
 import type { AccessEntry } from '../scopes.js';
 import { bearerChallenge } from './challenge.js';
 
@@ -15,8 +15,8 @@ export interface RegistryAuthOptions {
   baseUrl(request: Request): string;
 }
 
-function describeAccess(access: RequiredAccess): string {
-  return access.type === 'registry' ? 'access to the repository catalog (admin)' : `the ${access.action} permission on ${access.name}`;
+function describeRequirement(requirement: AccessRequirement): string {
+  return requirement.type === 'registry' ? 'access to the repository catalog (admin)' : `the ${requirement.anyOf.join(' or ')} permission on ${requirement.name}`;
 }
 
 /**
@@ -50,24 +50,28 @@ export async function authorizeRegistryRequest(request: Request, response: Respo
   response.locals.caller = caller;
   if (caller.identity.kind !== 'anonymous') response.locals.logFields = { ...(response.locals.logFields as object | undefined), subject: caller.identity.subject };
 
-  if (route.kind === 'base' && caller.via === 'anonymous') {
+  // The base endpoint needs a known caller, so a token issued without credentials does not pass it either.
+  if (route.kind === 'base' && caller.identity.kind === 'anonymous') {
     throw new RegistryError('UNAUTHORIZED', 'authentication required: log in to this registry', null, 401, { 'WWW-Authenticate': challenge([]) });
   }
 
-  for (const access of need.required) {
-    if (caller.allows(access)) continue;
+  for (const requirement of need.required) {
+    const options = accessOptions(requirement);
+    if (options.some((access) => caller.allows(access))) continue;
     if (caller.identity.kind === 'anonymous') {
-      throw new RegistryError('UNAUTHORIZED', `authentication required: ${describeAccess(access)} needs a login`, null, 401, { 'WWW-Authenticate': challenge(need.challenge) });
+      throw new RegistryError('UNAUTHORIZED', `authentication required: ${describeRequirement(requirement)} needs a login`, null, 401, { 'WWW-Authenticate': challenge(need.challenge) });
     }
-    if (caller.via === 'bearer' && caller.holds(access)) {
-      throw new RegistryError('UNAUTHORIZED', `the token does not carry ${describeAccess(access)}: request a token with that scope`, null, 401, {
+    if (caller.via === 'bearer' && options.some((access) => caller.holds(access))) {
+      throw new RegistryError('UNAUTHORIZED', `the token does not carry ${describeRequirement(requirement)}: request a token with that scope`, null, 401, {
         'WWW-Authenticate': challenge(need.challenge, 'insufficient_scope'),
       });
     }
     const subject = caller.identity.subject;
-    throw new RegistryError('DENIED', `requested access to the resource is denied: ${subject} lacks ${describeAccess(access)}; ask an administrator for a grant`, {
+    throw new RegistryError('DENIED', `requested access to the resource is denied: ${subject} lacks ${describeRequirement(requirement)}; ask an administrator for a grant`, {
       subject,
-      ...access,
+      type: requirement.type,
+      name: requirement.name,
+      action: requirement.anyOf[0],
     });
   }
   return caller;

@@ -10,7 +10,7 @@ export const getBlob: RouteHandler = async (request, response, route, services) 
   const isHead = request.method === 'HEAD';
   describeRequest(response, isHead ? OPERATIONS.blobHead : OPERATIONS.blobGet, { repository: route.name, digest: route.reference });
   const context = contextOf(request, response);
-  const blob = await services.blobs.find(context, route.name, route.reference);
+  const blob = await services.blobs.find(context, route.name, route.reference, { head: isHead });
 
   response.set('Docker-Content-Digest', blob.digest).set('Content-Type', 'application/octet-stream').set('Accept-Ranges', 'bytes').set('ETag', `"${blob.digest}"`);
   const range = parseRangeHeader(request.get('range'), blob.size);
@@ -33,7 +33,13 @@ export const getBlob: RouteHandler = async (request, response, route, services) 
   response.locals.bytesSent = blob.size;
   // Once headers are out, a storage failure can only cut the connection, which
   // the client sees as a short body.
-  await pipeline(body, response);
+  try {
+    await pipeline(body, response);
+  } catch (error) {
+    // A client that closes the connection early (curl after the last byte, a cancelled pull) is not a server fault.
+    if ((error as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE' || !response.destroyed) throw error;
+    contextOf(request, response).logger.debug({ digest: blob.digest }, 'client closed the connection before the blob was sent');
+  }
 };
 
 /** DELETE /v2/<name>/blobs/<digest>: unlink the blob from this repository. */

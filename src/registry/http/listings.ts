@@ -1,6 +1,6 @@
 import { OPERATIONS } from '../../operations.js';
-import { describeRequest } from '../../http/request-context.js';
-import { listReferrers, listRepositories, listTags, MAX_PAGE_SIZE, parsePageRequest, type Page } from '../listings.js';
+import { contextOf, describeRequest } from '../../http/request-context.js';
+import { listRepositories, listTags, MAX_PAGE_SIZE, parsePageRequest, type Page } from '../listings.js';
 import { MEDIA_TYPES } from '../media-types.js';
 import { singleQuery, type RouteHandler } from './shared.js';
 
@@ -34,7 +34,7 @@ export const getCatalog: RouteHandler = async (request, response, _route, servic
 export const getReferrers: RouteHandler = async (request, response, route, services) => {
   describeRequest(response, OPERATIONS.referrersList, { repository: route.name, digest: route.reference });
   const artifactType = singleQuery(request, 'artifactType');
-  const result = await listReferrers(services.db, route.name, route.reference, artifactType === '' ? null : artifactType);
+  const result = await services.manifests.referrers(contextOf(request, response), route.name, route.reference, artifactType === '' ? null : artifactType);
   if (result.filtered) response.set('OCI-Filters-Applied', 'artifactType');
   // A Buffer body keeps Express from appending "; charset=utf-8" to the media type.
   response.status(200).set('Content-Type', MEDIA_TYPES.ociIndex).send(Buffer.from(JSON.stringify(result.index)));

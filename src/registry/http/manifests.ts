@@ -31,7 +31,7 @@ async function readManifestBody(request: Request): Promise<Buffer> {
 export const getManifest: RouteHandler = async (request, response, route, services) => {
   const isHead = request.method === 'HEAD';
   describeRequest(response, isHead ? OPERATIONS.manifestHead : OPERATIONS.manifestGet, { repository: route.name, reference: route.reference });
-  const manifest = await services.manifests.get(contextOf(request, response), route.name, route.reference, { record: !isHead });
+  const manifest = await services.manifests.get(contextOf(request, response), route.name, route.reference, { head: isHead });
   response
     .status(200)
     .set('Content-Type', manifest.mediaType)
