@@ -3,6 +3,7 @@ import { ERROR_CODES, RegistryError } from '../errors.js';
 import { ApiError, isManagementApiPath, toApiError, type ApiErrorBody } from '../api/errors.js';
 import type { RequestContext } from '../context.js';
 import { contextOf } from './request-context.js';
+import { StorageUnavailableError } from '../storage/blob-store.js';
 
 /** Body of every /v2 error, as the OCI Distribution Specification defines it. */
 export interface OciErrorBody {
@@ -32,6 +33,9 @@ function renderRegistryFailure(error: unknown, context: RequestContext): Rendere
     rendered = renderRegistryError(error);
   } else if (isBodyParserError(error) && error.status >= 400 && error.status < 500) {
     rendered = { status: error.status, body: { errors: [{ code: error.status === 413 ? 'SIZE_INVALID' : 'UNSUPPORTED', message: error.message, detail: null }] } };
+  } else if (error instanceof StorageUnavailableError) {
+    context.logger.error({ err: error }, 'blob storage is unavailable');
+    rendered = { status: 503, body: { errors: [{ code: 'UNAVAILABLE', message: 'blob storage is unavailable: retry later', detail: null }] } };
   } else {
     context.logger.error({ err: error }, 'request failed with an unexpected error');
     rendered = { status: 500, body: { errors: [{ code: 'UNKNOWN', message: `${ERROR_CODES.UNKNOWN.message}: the failure was logged with request id ${context.requestId}`, detail: null }] } };

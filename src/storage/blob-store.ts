@@ -34,6 +34,18 @@ export class StorageNotFoundError extends Error {
 }
 
 /**
+ * Thrown by a store when its backend cannot be reached or keeps failing
+ * (network errors, timeouts, 5xx answers after the retries). The request
+ * fails with 503, because retrying later may succeed.
+ */
+export class StorageUnavailableError extends Error {
+  constructor(options: { cause: unknown }) {
+    super('the blob storage backend is unavailable', options);
+    this.name = 'StorageUnavailableError';
+  }
+}
+
+/**
  * Streaming key/value store for blob bytes. The store knows nothing about
  * digests, repositories or sessions: the registry domain decides the keys
  * (see keys.ts) and keeps the metadata in PostgreSQL.

@@ -26,6 +26,7 @@ import type { Logger } from 'pino';
 
 import {
   StorageNotFoundError,
+  StorageUnavailableError,
   type BlobStore,
   type ByteRange,
   type ObjectInfo,
@@ -644,6 +645,19 @@ function createClient(options: S3StoreOptions, logger: Logger): S3Client {
       }
     },
     { step: 'finalizeRequest', priority: 'low', name: 'logFailedAttempts' },
+  );
+
+  // The initialize step wraps the retries, so this sees only the final failure.
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      try {
+        return await next(args);
+      } catch (error) {
+        if (isRetryable(error)) throw new StorageUnavailableError({ cause: error });
+        throw error;
+      }
+    },
+    { step: 'initialize', name: 'translateUnavailable' },
   );
   return client;
 }
