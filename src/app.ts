@@ -43,7 +43,7 @@ export interface App {
 export function createApp(dependencies: AppDependencies): App {
   const { config, db, store, logger, auth } = dependencies;
   // Every pull goes through the certification gate, which the app always builds itself.
-  const gate = new CertificationGate(db, attachmentRules(config.attachments.mediaTypes, config.attachments.maxBytes));
+  const gate = new CertificationGate(db, attachmentRules(config.attachments.mediaTypes, config.attachments.maxBytes), store);
   const events = dependencies.events ?? logEventSink;
 
   const uploads = new UploadService({ db, store, events, gate, logger });

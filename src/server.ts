@@ -22,7 +22,16 @@ async function openDatabase(config: Config, logger: pino.Logger): Promise<{ db: 
   if (config.databaseUrl !== null) return { db: createDatabase(config.databaseUrl), connectionString: config.databaseUrl, embedded: null };
   const lock = await lockDataDir(config.dataDir);
   try {
-    const started = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPostgresPort, logger });
+    const started = await startEmbeddedPostgres({
+      dataDir: config.dataDir,
+      port: config.embeddedPostgresPort,
+      logger,
+      // Without its database the gateway can only fail requests, so it exits and lets its supervisor restart it.
+      onUnexpectedExit: () => {
+        logger.fatal('the embedded PostgreSQL exited unexpectedly; stopping the gateway');
+        process.exit(1);
+      },
+    });
     const embedded: RunningEmbeddedPostgres = {
       connectionString: started.connectionString,
       stop: async () => {

@@ -10,6 +10,7 @@ import { translateCertificationErrors } from './certification-errors.js';
 import { createCertificationsRouter } from './certifications.js';
 import { ApiError } from './errors.js';
 import { createPoliciesRouter } from './policies.js';
+import { rejectUnsafeJson } from './validation.js';
 
 export interface CertificationApiDeps {
   db: Knex;
@@ -44,7 +45,7 @@ function notFound(request: Request): never {
 export function createCertificationRouter(deps: CertificationApiDeps): express.Router {
   const certifications = new CertificationService({ db: deps.db, events: deps.events });
   const policies = new PolicyService({ db: deps.db, events: deps.events });
-  const common = [noStore, authenticate(deps.authenticator), express.json({ limit: MAX_BODY_SIZE })];
+  const common = [noStore, authenticate(deps.authenticator), express.json({ limit: MAX_BODY_SIZE }), rejectUnsafeJson];
 
   const router = express.Router();
   router.use('/certifications', ...common, createCertificationsRouter({ certifications }), notFound);

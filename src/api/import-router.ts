@@ -13,6 +13,7 @@ import { authenticate } from './authentication.js';
 import { ApiError } from './errors.js';
 import { createImportsRouter } from './imports.js';
 import { createUpstreamsRouter } from './upstreams.js';
+import { rejectUnsafeJson } from './validation.js';
 
 export interface ImportApiDeps {
   authenticator: Authenticator;
@@ -54,7 +55,7 @@ function noStore(_request: Request, response: Response, next: NextFunction): voi
  */
 export function createImportApiRouter(deps: ImportApiDeps): express.Router {
   const router = express.Router();
-  const prepare = [noStore, authenticate(deps.authenticator), express.json({ limit: MAX_BODY_SIZE })];
+  const prepare = [noStore, authenticate(deps.authenticator), express.json({ limit: MAX_BODY_SIZE }), rejectUnsafeJson];
   router.use('/upstreams', ...prepare, createUpstreamsRouter({ upstreams: deps.upstreams }), notFound, translateErrors);
   router.use('/imports', ...prepare, createImportsRouter({ imports: deps.imports }), notFound, translateErrors);
   return router;

@@ -10,6 +10,7 @@ import { createGrantsRouter } from './grants.js';
 import { createGroupsRouter } from './groups.js';
 import { createRobotsRouter } from './robots.js';
 import { createUsersRouter } from './users.js';
+import { rejectUnsafeJson } from './validation.js';
 
 export interface ManagementApiDeps {
   db: Knex;
@@ -40,7 +41,7 @@ export function createManagementRouter(deps: ManagementApiDeps): express.Router 
     next();
   });
   router.use(authenticate(deps.authenticator));
-  router.use(express.json({ limit: MAX_BODY_SIZE }));
+  router.use(express.json({ limit: MAX_BODY_SIZE }), rejectUnsafeJson);
 
   router.use('/users', createUsersRouter({ accounts, authenticator: deps.authenticator }));
   router.use('/robots', createRobotsRouter({ accounts }));

@@ -1,4 +1,4 @@
-import type { Request } from 'express';
+import type { NextFunction, Request, Response } from 'express';
 import type { z } from 'zod';
 import type { InputProblem } from '../auth/account-errors.js';
 import { ApiError } from './errors.js';
@@ -34,4 +34,36 @@ export function parseQuery<T>(schema: z.ZodType<T>, request: Request): T {
   const result = schema.safeParse(request.query);
   if (!result.success) throw invalidRequest(problemsOf(result.error, 'query'));
   return result.data;
+}
+
+/** Deepest nesting of arrays and objects accepted in a request body. */
+export const MAX_JSON_DEPTH = 32;
+
+/** Returns the path of the first string or key with a NUL character, or of the first value nested too deep, or null. */
+function findUnsafeJson(value: unknown, where: string, depth: number): { path: string; problem: string } | null {
+  if (typeof value === 'string') return value.includes('\u0000') ? { path: where, problem: 'contains a NUL character' } : null;
+  if (typeof value !== 'object' || value === null) return null;
+  if (depth >= MAX_JSON_DEPTH) return { path: where, problem: `is nested deeper than ${MAX_JSON_DEPTH} levels` };
+
+  const entries: Array<[string, unknown]> = Array.isArray(value) ? value.map((item, index) => [String(index), item]) : Object.entries(value);
+  for (const [key, item] of entries) {
+    if (key.includes('\u0000')) return { path: where, problem: 'has a key with a NUL character' };
+    const found = findUnsafeJson(item, where === '' ? key : `${where}.${key}`, depth + 1);
+    if (found) return found;
+  }
+  return null;
+}
+
+/**
+ * Rejects JSON bodies that PostgreSQL cannot store or that would exhaust the
+ * stack while being processed: NUL characters in strings or keys, and
+ * nesting deeper than MAX_JSON_DEPTH. Runs after express.json().
+ */
+export function rejectUnsafeJson(request: Request, _response: Response, next: NextFunction): void {
+  const found = findUnsafeJson(request.body, '', 0);
+  if (found === null) {
+    next();
+    return;
+  }
+  next(new ApiError('INVALID_REQUEST', `invalid request body: ${found.path === '' ? 'the body' : found.path} ${found.problem}`, { field: found.path }));
 }

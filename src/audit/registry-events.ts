@@ -46,9 +46,12 @@ export interface RegistryEventSink {
   record(context: RequestContext, event: RegistryEvent, transaction: Knex.Transaction | null): Promise<void>;
 }
 
-/** Writes each event to the request's log at debug level; the audit trail replaces it. */
+/** Writes each event to the request's log, notable ones at info and the rest at debug; the audit trail replaces it. */
 export const logEventSink: RegistryEventSink = {
   record: async (context, event) => {
-    context.logger.debug({ event }, 'registry event');
+    // Decisions an operator must be able to find at the default level: denials, dry-run would-denies, failed logins and changes.
+    const notable = event.action === 'pull.denied' || event.action === 'pull.would-deny' || (event.action === 'auth.login' && !event.success) || event.action.endsWith('.change') || event.action.startsWith('certification.');
+    if (notable) context.logger.info({ event }, 'registry event');
+    else context.logger.debug({ event }, 'registry event');
   },
 };

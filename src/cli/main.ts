@@ -1,8 +1,7 @@
 import { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config.js';
 import { createLogger } from '../logger.js';
-import { createDatabase, migrateToLatest } from '../db/database.js';
-import { startEmbeddedPostgres } from '../db/embedded-postgres.js';
+import { withCommandDatabase } from './database.js';
 import { registerAccountCommands } from './accounts.js';
 import { registerCertificationCommands } from './certification-commands.js';
 
@@ -56,14 +55,8 @@ program
   .action(async () => {
     const config = loadConfigOrExit();
     const logger = createLogger(config.logLevel);
-    const embedded = config.databaseUrl === null ? await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPostgresPort, logger }) : null;
-    const db = createDatabase(config.databaseUrl ?? (embedded as NonNullable<typeof embedded>).connectionString);
-    try {
-      await migrateToLatest(db, logger);
-    } finally {
-      await db.destroy();
-      await embedded?.stop();
-    }
+    // withCommandDatabase applies the migrations before it runs the work.
+    await withCommandDatabase(config, logger, async () => undefined);
   });
 
 registerAccountCommands(program, loadConfigOrExit);

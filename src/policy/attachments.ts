@@ -58,6 +58,7 @@ export function attachmentRules(mediaTypes: readonly string[], maxBytes: number)
 
 interface DescriptorFields {
   mediaType?: unknown;
+  digest?: unknown;
   size?: unknown;
 }
 
@@ -112,4 +113,25 @@ export function attachmentProblem(content: Buffer, rules: AttachmentRules): stri
   const total = content.length + descriptorSize(document.config) + layers.reduce((sum, layer) => sum + descriptorSize(layer), 0);
   if (total > rules.maxBytes) return `its manifest, config and layers total ${total} bytes, more than the attachment limit of ${rules.maxBytes} (ATTACHMENT_MAX_BYTES)`;
   return null;
+}
+
+/** A layer of an attachment whose bytes the gate inspects. */
+export interface AttachmentLayer {
+  digest: string;
+  size: number;
+}
+
+/** Returns the layers of a stored image manifest that have a digest and a size, or none when it is not one. */
+export function attachmentLayers(content: Buffer): AttachmentLayer[] {
+  let document: AttachmentDocument;
+  try {
+    document = JSON.parse(content.toString('utf8')) as AttachmentDocument;
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(document.layers)) return [];
+
+  return (document.layers as DescriptorFields[]).flatMap((layer) =>
+    typeof layer.digest === 'string' && typeof layer.size === 'number' ? [{ digest: layer.digest, size: layer.size }] : [],
+  );
 }

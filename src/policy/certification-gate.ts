@@ -6,7 +6,9 @@ import { repositoryPermissions } from '../auth/permissions.js';
 import { policyFor } from '../certification/status.js';
 import type { CertificationOutcome } from '../certification/state.js';
 import { findRepositoryId } from '../registry/repositories.js';
+import type { BlobStore } from '../storage/blob-store.js';
 import type { AttachmentRules } from './attachments.js';
+import { ArchiveDetector } from './layer-content.js';
 import type { Policy } from './policies.js';
 import type { PullDecision, PullGate, PullRequest } from './pull-gate.js';
 import { PullEvaluator, type ManifestEvaluation, type PullScope } from './pull-evaluation.js';
@@ -43,8 +45,9 @@ export class CertificationGate implements PullGate {
   constructor(
     private readonly db: Knex,
     rules: AttachmentRules,
+    store: BlobStore,
   ) {
-    this.evaluator = new PullEvaluator(db, rules);
+    this.evaluator = new PullEvaluator(db, rules, new ArchiveDetector(store));
   }
 
   async decide(context: RequestContext, request: PullRequest): Promise<PullDecision> {
@@ -94,13 +97,14 @@ export class CertificationGate implements PullGate {
 
   /**
    * Evaluates every manifest in the repository that references the blob, in
-   * one batch. A blob reached only through attachments is denied when an
-   * image that is not pullable references it too, because an attachment's
-   * descriptors may give an image layer an allowlisted media type.
+   * one batch. A blob reached only through attachments is denied when another
+   * manifest that is not pullable references it too, because an attachment's
+   * descriptors may give an image layer an allowlisted media type. Only a
+   * qualifying attachment leaves the blob open. A manifest that has a subject
+   * or a cosign-style tag but does not qualify counts as an image, so a tag
+   * like `sha256-<hex>.att` cannot lift the protection of its layers.
    *
-   * NOTE: the gate never reads blob bytes, so a pusher can still publish any
-   * bytes up to ATTACHMENT_MAX_BYTES as a layer of a qualifying attachment.
-   * Only manifests in this repository are checked for the same blob.
+   * NOTE: only manifests in this repository are checked for the same blob.
    */
   private async blobOutcome(scope: PullScope, blobDigest: string): Promise<Outcome> {
     const rows: Array<{ digest: string }> = await this.db('manifest_blobs as mb')
@@ -128,7 +132,7 @@ export class CertificationGate implements PullGate {
       return { allowed: false, state: first.state.state, reason: `blob ${blobDigest} belongs to no manifest you may pull in ${scope.repository}${others}: ${manifestDenial(scope, first)}` };
     }
 
-    const image = evaluations.find((evaluation) => evaluation.grounds === null && evaluation.attachment === null);
+    const image = evaluations.find((evaluation) => evaluation.grounds === null && (evaluation.attachment === null || evaluation.attachment.problem !== null));
     if (image === undefined || blobDigest === EMPTY_JSON_DIGEST) return { allowed: true, certification: certificationOf(scope, throughAttachment, blobDigest) };
     return {
       allowed: false,

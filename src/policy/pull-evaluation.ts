@@ -2,7 +2,9 @@ import type { Knex } from 'knex';
 import { certificationStates } from '../certification/bulk-status.js';
 import type { CertificationOutcome } from '../certification/state.js';
 import type { Policy } from './policies.js';
-import { attachmentProblem, type AttachmentRules } from './attachments.js';
+import { attachmentLayers, attachmentProblem, type AttachmentRules } from './attachments.js';
+import type { ArchiveDetector } from './layer-content.js';
+import { StorageNotFoundError } from '../storage/blob-store.js';
 
 /**
  * How far attachments of attachments are followed: a signature on an
@@ -64,12 +66,15 @@ interface AttachmentRow {
  *
  * A manifest is pullable when it is certified, or when an image index that
  * lists it (at any depth) is certified. A qualifying attachment is pullable
- * when its subject, or the digest that its cosign-style tag names, is.
+ * when its subject, or the digest that its cosign-style tag names, is. An
+ * attachment qualifies only when its descriptors pass the rules and none of
+ * its layer blobs is an archive by content.
  */
 export class PullEvaluator {
   constructor(
     private readonly db: Knex,
     private readonly rules: AttachmentRules,
+    private readonly archives: ArchiveDetector,
   ) {}
 
   /** Evaluates each digest. A digest with no manifest in the repository is pullable only by its own certification. */
@@ -106,7 +111,7 @@ export class PullEvaluator {
     for (const row of rows) {
       const evaluation = result.get(row.digest) as ManifestEvaluation;
       const subjects = [...new Set([...(row.subject_digest ? [row.subject_digest] : []), ...subjectsOfCosignTags(row.cosign_tags)])];
-      const problem = attachmentProblem(row.content, this.rules);
+      const problem = attachmentProblem(row.content, this.rules) ?? (await this.archiveLayerProblem(row.content));
       evaluation.attachment = { subjects, problem };
       if (problem === null) qualifying.push({ evaluation, subjects });
     }
@@ -117,6 +122,26 @@ export class PullEvaluator {
       const granted = own.map((subject) => subjects.get(subject)?.grounds).find((grounds) => grounds !== null && grounds !== undefined);
       if (granted) evaluation.grounds = { digest: granted.digest, via: 'attachment' };
     }
+  }
+
+  /**
+   * Returns why an attachment does not qualify by the content of its layers,
+   * or null when none of them is an archive. A layer declared as a signature
+   * or an SBOM is still unpacked by clients that detect gzip or tar from the
+   * bytes, so an archive layer would let a filesystem pass as an attachment.
+   */
+  private async archiveLayerProblem(content: Buffer): Promise<string | null> {
+    for (const layer of attachmentLayers(content)) {
+      let format: string | null;
+      try {
+        format = await this.archives.formatOf(layer.digest, layer.size);
+      } catch (error) {
+        if (error instanceof StorageNotFoundError) return `its layer ${layer.digest} is missing from blob storage, so its content cannot be checked`;
+        throw error;
+      }
+      if (format !== null) return `its layer ${layer.digest} is a ${format} archive by content`;
+    }
+    return null;
   }
 
   /** Returns, for each digest with a manifest in the repository, the digests of every image index that lists it, directly or through other indexes. */

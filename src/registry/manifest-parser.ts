@@ -71,6 +71,31 @@ const NON_DISTRIBUTABLE_LAYER_TYPES: ReadonlySet<string> = new Set([
   'application/vnd.oci.image.layer.nondistributable.v1.tar+zstd',
 ]);
 
+/** Fields of manifests, indexes and descriptors (with their platform) in the OCI image specification and Docker schema 2. */
+const MANIFEST_FIELDS: ReadonlyMap<string, string> = new Map(
+  [
+    'schemaVersion',
+    'mediaType',
+    'artifactType',
+    'config',
+    'layers',
+    'manifests',
+    'subject',
+    'annotations',
+    'digest',
+    'size',
+    'urls',
+    'data',
+    'platform',
+    'architecture',
+    'os',
+    'os.version',
+    'os.features',
+    'variant',
+    'features',
+  ].map((field) => [field.toLowerCase(), field]),
+);
+
 function invalid(message: string, detail?: unknown): RegistryError {
   return new RegistryError('MANIFEST_INVALID', `manifest invalid: ${message}`, detail);
 }
@@ -82,6 +107,37 @@ function checkDescriptorDigests(descriptors: Descriptor[], field: string): void 
     } catch {
       throw invalid(`${field}[${index}].digest is not a valid sha256 or sha512 digest`, { digest: descriptor.digest.slice(0, 200) });
     }
+  }
+}
+
+/**
+ * Rejects keys that clients written in Go would read differently. Go's
+ * encoding/json matches object keys to struct fields ignoring case, so with
+ * `layers` and `Layers` in one object a Go client may use another layer
+ * list than the one this registry checked. Every object at any depth must
+ * have keys that differ in more than case, and a key that names a manifest
+ * or descriptor field ignoring case must spell it exactly. The keys of
+ * `annotations` are exempt because Go decodes them into a map, which
+ * compares keys exactly.
+ */
+function checkKeyCase(value: unknown, path: string): void {
+  if (Array.isArray(value)) {
+    value.forEach((item, index) => checkKeyCase(item, `${path}[${index}]`));
+    return;
+  }
+  if (typeof value !== 'object' || value === null) return;
+
+  const seen = new Map<string, string>();
+  for (const [key, child] of Object.entries(value)) {
+    const where = path === '' ? key : `${path}.${key}`;
+    const folded = key.toLowerCase();
+    const earlier = seen.get(folded);
+    if (earlier !== undefined) throw invalid(`keys "${earlier}" and "${key}" differ only in case (at ${where}); Go clients treat them as the same field`);
+    seen.set(folded, key);
+
+    const field = MANIFEST_FIELDS.get(folded);
+    if (field !== undefined && field !== key) throw invalid(`key "${key}" must be spelled "${field}" (at ${where})`);
+    if (key !== 'annotations') checkKeyCase(child, where);
   }
 }
 
@@ -106,6 +162,7 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Pa
     throw invalid('body is not valid JSON');
   }
   if (typeof document !== 'object' || document === null || Array.isArray(document)) throw invalid('body must be a JSON object');
+  checkKeyCase(document, '');
 
   const declared = (document as { mediaType?: unknown }).mediaType;
   if (declared !== undefined && typeof declared !== 'string') throw invalid('mediaType must be a string');

@@ -108,7 +108,7 @@ function reasonOf(decision: PullDecision): string {
 before(async () => {
   server = await startTestServer();
   admin = new RegistryClient(server.url, server.admin);
-  gate = new CertificationGate(server.db, RULES);
+  gate = new CertificationGate(server.db, RULES, server.store);
 });
 after(() => server.close());
 
@@ -348,7 +348,7 @@ describe('attachments', () => {
   });
 
   test('attachment over the size limit is denied', async () => {
-    const small = new CertificationGate(server.db, attachmentRules(DEFAULT_ATTACHMENT_MEDIA_TYPES, 100));
+    const small = new CertificationGate(server.db, attachmentRules(DEFAULT_ATTACHMENT_MEDIA_TYPES, 100), server.store);
     const sbom = await pushArtifact(admin, repository, subject.descriptor, ATTACHMENT_MEDIA.spdx, blobOf(Buffer.alloc(200, 'a'), ATTACHMENT_MEDIA.spdx));
     const decision = await small.decide(contextFor(deployer), { repository, kind: 'manifest', digest: sbom.digest });
     assert.match(reasonOf(decision), /more than the attachment limit of 100/);

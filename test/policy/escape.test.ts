@@ -5,13 +5,16 @@
  * content and what it covers must be served.
  */
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import type { Response } from 'supertest';
 import {
   assertOciError,
   blobOf,
   errorCodeOf,
   MEDIA,
+  manifestFromText,
   ociImageManifest,
   ociIndex,
   RegistryClient,
@@ -27,6 +30,7 @@ const OTHER = 'escape/other';
 const SHARED = 'escape/shared';
 const TARGET = 'escape/target';
 const CERTIFIED = 'escape/certified';
+const SMUGGLE = 'escape/smuggle';
 
 let server: TestServer;
 let admin: RegistryClient;
@@ -190,5 +194,90 @@ describe('pulls after certification', () => {
   test('mount of a certified layer returns 201', async () => {
     const response = await deployer.http.post(`/v2/${TARGET}/blobs/uploads/?mount=${layer.digest}&from=${APP}`);
     assert.equal(response.status, 201, response.text);
+  });
+});
+
+/** Returns a one-file tar archive: a 512-byte POSIX header with `ustar` at byte 257, then the file's bytes padded to 512. */
+function tarArchive(content: string): Buffer {
+  const header = Buffer.alloc(512);
+  header.write('bin/payload', 0, 'latin1');
+  header.write('0000755\0', 100, 'latin1');
+  header.write(`${content.length.toString(8).padStart(11, '0')}\0`, 124, 'latin1');
+  header.write('0', 156, 'latin1');
+  header.write('ustar\0' + '00', 257, 'latin1');
+  const body = Buffer.alloc(Math.ceil(content.length / 512) * 512);
+  body.write(content, 0, 'latin1');
+  return Buffer.concat([header, body, Buffer.alloc(1024)]);
+}
+
+/** Pushes a cosign-style signature of `subject` whose simple-signing layer carries `layerBytes`. */
+async function pushDisguisedSignature(repository: string, subject: Descriptor, layerBytes: Buffer): Promise<ManifestDocument> {
+  const config = blobOf(JSON.stringify({ architecture: '', os: '', config: {}, rootfs: { type: 'layers', diff_ids: [] }, id: randomUUID() }), MEDIA.ociConfig);
+  const payload = blobOf(layerBytes, ATTACHMENT_MEDIA.cosignSignatureLayer);
+  await admin.pushBlobs(repository, [config, payload]);
+  return admin.pushManifest(repository, randomUUID(), ociImageManifest(config.descriptor, [payload.descriptor], { subject }));
+}
+
+describe('attachments that carry an image', () => {
+  let subject: ManifestDocument;
+
+  before(async () => {
+    subject = await admin.pushImage(SMUGGLE, 'v1');
+    await certify(server.db, SMUGGLE, subject.digest);
+    await grantToUser(server.db, 'deployer', SMUGGLE, ['pull']);
+  });
+
+  const archives: Array<[string, () => Buffer]> = [
+    ['gzip tar', () => gzipSync(tarArchive(`#!/bin/sh\necho ${randomUUID()}\n`))],
+    ['plain tar', () => tarArchive(`#!/bin/sh\necho ${randomUUID()}\n`)],
+    ['zstd frame', () => Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Buffer.from(randomUUID())])],
+    ['bzip2 stream', () => Buffer.from(`BZh9${randomUUID()}`, 'latin1')],
+    ['xz stream', () => Buffer.concat([Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), Buffer.from(randomUUID())])],
+  ];
+
+  for (const [name, bytesOf] of archives) {
+    test(`signature whose layer is a ${name} is denied`, async () => {
+      const smuggled = await pushDisguisedSignature(SMUGGLE, subject.descriptor, bytesOf());
+      assertDenied(await deployer.http.get(`/v2/${SMUGGLE}/manifests/${smuggled.digest}`), 'GET');
+      assertDenied(await deployer.http.get(`/v2/${SMUGGLE}/blobs/${blobsOf(smuggled).layers[0]?.digest}`), 'GET');
+    });
+  }
+
+  test('denial of an archive layer names the format', async () => {
+    const smuggled = await pushDisguisedSignature(SMUGGLE, subject.descriptor, gzipSync(tarArchive(randomUUID())));
+    const response = await deployer.http.get(`/v2/${SMUGGLE}/manifests/${smuggled.digest}`);
+    const message = (response.body as { errors: Array<{ message: string }> }).errors[0]?.message ?? '';
+    assert.match(message, /is a gzip archive by content/);
+  });
+
+  test('signature with a JSON payload returns 200', async () => {
+    const signature = await pushDisguisedSignature(SMUGGLE, subject.descriptor, Buffer.from(JSON.stringify({ critical: {}, nonce: randomUUID() })));
+    assert.equal((await deployer.getBytes(`/v2/${SMUGGLE}/manifests/${signature.digest}`)).status, 200);
+    assert.equal((await deployer.getBytes(`/v2/${SMUGGLE}/blobs/${blobsOf(signature).layers[0]?.digest}`)).status, 200);
+  });
+
+  test('manifest with Layers next to layers returns 400', async () => {
+    const signature = await pushCosignSignature(admin, SMUGGLE, subject.descriptor);
+    const hidden = await admin.pushImage(SMUGGLE);
+    const document = JSON.parse(signature.body.toString('utf8')) as Record<string, unknown>;
+    const text = JSON.stringify({ ...document, Layers: blobsOf(hidden).layers });
+    const response = await admin.putManifest(SMUGGLE, 'twin-keys', manifestFromText(text, MEDIA.ociManifest));
+    assertOciError(response, 400, 'MANIFEST_INVALID');
+    const message = (response.body as { errors: Array<{ message: string }> }).errors[0]?.message ?? '';
+    assert.match(message, /"layers" and "Layers" differ only in case/);
+  });
+
+  test('layer of an image tagged as an attestation is denied', async () => {
+    // The image is tagged like a cosign attestation of the certified subject
+    // but does not qualify, and a qualifying signature reuses its layer.
+    const tagged = await admin.pushImage(SMUGGLE, `${subject.digest.replace(':', '-')}.att`);
+    const shared = blobsOf(tagged).layers[0] as Descriptor;
+    const config = blobOf(JSON.stringify({ architecture: '', os: '', id: randomUUID() }), MEDIA.ociConfig);
+    await admin.pushBlob(SMUGGLE, config);
+    const relabelled = { ...shared, mediaType: ATTACHMENT_MEDIA.cosignSignatureLayer };
+    const cover = await admin.pushManifest(SMUGGLE, randomUUID(), ociImageManifest(config.descriptor, [relabelled], { subject: subject.descriptor }));
+    assert.equal((await deployer.getBytes(`/v2/${SMUGGLE}/manifests/${cover.digest}`)).status, 200, 'the signature itself qualifies');
+
+    assertDenied(await deployer.http.get(`/v2/${SMUGGLE}/blobs/${shared.digest}`), 'GET');
   });
 });

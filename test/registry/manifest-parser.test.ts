@@ -147,3 +147,57 @@ describe('parseManifest rejections', () => {
     });
   }
 });
+
+describe('parseManifest key case', () => {
+  /** Returns the manifest bytes with `key` added to the top level, after the fields that `image()` sets. */
+  function withRawKey(key: string, value: unknown): Buffer {
+    const text = JSON.stringify(image());
+    return Buffer.from(`${text.slice(0, -1)},${JSON.stringify(key)}:${JSON.stringify(value)}}`);
+  }
+
+  function messageOf(body: Buffer): string {
+    try {
+      parseManifest(body, undefined);
+    } catch (error) {
+      assert.ok(isManifestInvalid(error), `expected MANIFEST_INVALID, got ${String(error)}`);
+      return (error as Error).message;
+    }
+    assert.fail('expected parseManifest to throw');
+  }
+
+  test('rejects Layers next to layers', () => {
+    assert.match(messageOf(withRawKey('Layers', [])), /"layers" and "Layers" differ only in case/);
+  });
+
+  test('rejects a lone Subject', () => {
+    assert.match(messageOf(withRawKey('Subject', SUBJECT)), /key "Subject" must be spelled "subject"/);
+  });
+
+  test('rejects a descriptor key in another case', () => {
+    const body = bytes(image({ layers: [{ mediaType: LAYER.mediaType, Digest: LAYER.digest, size: LAYER.size }] }));
+    assert.match(messageOf(body), /key "Digest" must be spelled "digest" \(at layers\[0\]\.Digest\)/);
+  });
+
+  test('rejects case twins of an unknown key', () => {
+    const body = bytes(image({ layers: [{ ...LAYER, extra: 1, EXTRA: 2 }] }));
+    assert.match(messageOf(body), /"extra" and "EXTRA" differ only in case/);
+  });
+
+  test('rejects a platform key in another case', () => {
+    const body = bytes({ schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests: [{ ...CHILD, platform: { architecture: 'amd64', OS: 'linux' } }] });
+    assert.match(messageOf(body), /key "OS" must be spelled "os"/);
+  });
+
+  test('rejects Manifests in an index', () => {
+    const body = bytes({ schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests: [CHILD], Manifests: [] });
+    assert.match(messageOf(body), /"manifests" and "Manifests" differ only in case/);
+  });
+
+  test('accepts annotation keys that differ in case', () => {
+    assert.deepEqual(parseManifest(bytes(image({ annotations: { 'org.example.Size': 'a', 'org.example.size': 'b' } })), undefined).annotations, { 'org.example.Size': 'a', 'org.example.size': 'b' });
+  });
+
+  test('accepts annotation keys named like fields', () => {
+    assert.deepEqual(parseManifest(bytes(image({ annotations: { Size: 'large' } })), undefined).annotations, { Size: 'large' });
+  });
+});
