@@ -8,7 +8,9 @@
 # 127.0.0.1:5432, started with pg_ctlcluster when it is installed but down;
 # else an embedded PostgreSQL for the length of the run. TEST_POSTGRES=embedded
 # forces the embedded one. SKIP_S3=1 runs without Ceph (S3 tests are skipped).
-# Extra arguments are test files to run instead of all of them.
+# Extra arguments are test files to run instead of all of them. Each file
+# runs in its own process with a time limit (TEST_FILE_TIMEOUT seconds,
+# default 300); see scripts/run-test-files.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -72,7 +74,7 @@ if [ "$#" -gt 0 ]; then
 else
   files=(test/**/*.test.ts)
 fi
-runner=(node --import tsx --test --test-concurrency=1 --test-reporter=spec "${files[@]}")
+runner=(bash scripts/run-test-files.sh "${files[@]}")
 
 if [ -n "${TEST_DATABASE_URL:-}" ]; then
   log "PostgreSQL: TEST_DATABASE_URL"
