@@ -35,7 +35,7 @@ export class StorageNotFoundError extends Error {
 
 /**
  * Thrown by a store when its backend cannot be reached or keeps failing
- * (network errors, timeouts, 5xx answers after the retries). The request
+ * (network errors, timeouts, 5xx responses after the retries). The request
  * fails with 503, because retrying later may succeed.
  */
 export class StorageUnavailableError extends Error {
@@ -46,8 +46,8 @@ export class StorageUnavailableError extends Error {
 }
 
 /**
- * Streaming key/value store for blob bytes. The store knows nothing about
- * digests, repositories or sessions: the registry domain decides the keys
+ * Streaming key/value store for blob bytes. The store has no notion of
+ * digests, repositories or sessions, because the registry domain decides the keys
  * (see keys.ts) and keeps the metadata in PostgreSQL.
  *
  * No method holds a whole object in memory.
@@ -90,7 +90,7 @@ export interface BlobStore {
 
   /**
    * Moves the uploaded bytes to `finalKey` so that they appear there at once,
-   * and removes the staged data. When `finalKey` already holds an object
+   * and removes the staged data. When an object already exists at `finalKey`
    * (content-addressed keys make that the same bytes), the staged data is just
    * removed.
    */

@@ -301,9 +301,9 @@ export class UpstreamClient {
   }
 
   /**
-   * Sends a request with the Authorization this client holds for the
-   * repository. On 401 it answers the challenge once and sends the request
-   * again; a second 401 fails with unauthorized.
+   * Sends a request with the Authorization this client has for the
+   * repository. On 401 it fetches credentials for the challenge once and
+   * sends the request again. A second 401 fails with unauthorized.
    */
   private async authorizedFetch(url: URL, repository: string, request: { accept?: string; signal: AbortSignal }): Promise<Response> {
     const scope = `repository:${repository}:pull`;
@@ -313,7 +313,7 @@ export class UpstreamClient {
     await first.body?.cancel().catch(() => undefined);
 
     const challenge = parseChallenge(first.headers.get('www-authenticate'));
-    if (!challenge) throw failure('unauthorized', `${this.endpoint.host} answered 401 without a Bearer or Basic challenge`);
+    if (!challenge) throw failure('unauthorized', `${this.endpoint.host} responded 401 without a Bearer or Basic challenge`);
     if (challenge.scheme === 'basic') {
       if (!this.endpoint.credentials) throw failure('unauthorized', `${this.endpoint.host} requires credentials: add them to the upstream`);
       this.useBasic = true;
@@ -367,7 +367,7 @@ export class UpstreamClient {
     const response = await this.send(realm, headers, signal);
     if (response.status === 401 || response.status === 403) {
       await response.body?.cancel().catch(() => undefined);
-      throw failure('unauthorized', `the token service ${describeUrl(realm)} of ${this.endpoint.host} answered ${response.status}: ${credentials ? 'check the upstream credentials' : 'the upstream may need credentials'}`);
+      throw failure('unauthorized', `the token service ${describeUrl(realm)} of ${this.endpoint.host} responded ${response.status}: ${credentials ? 'check the upstream credentials' : 'the upstream may need credentials'}`);
     }
     await this.expectOk(response, `token from ${describeUrl(realm)}`);
 
@@ -376,11 +376,11 @@ export class UpstreamClient {
     try {
       parsed = JSON.parse(body.toString('utf8')) as typeof parsed;
     } catch {
-      throw failure('invalid_response', `the token service ${describeUrl(realm)} answered with a body that is not JSON`);
+      throw failure('invalid_response', `the token service ${describeUrl(realm)} responded with a body that is not JSON`);
     }
     const token = typeof parsed.token === 'string' && parsed.token !== '' ? parsed.token : parsed.access_token;
     if (typeof token !== 'string' || !/^[\x21-\x7e]+$/.test(token)) {
-      throw failure('invalid_response', `the token service ${describeUrl(realm)} answered without a usable token`);
+      throw failure('invalid_response', `the token service ${describeUrl(realm)} responded without a usable token`);
     }
     const lifetime = typeof parsed.expires_in === 'number' && parsed.expires_in > 0 ? parsed.expires_in : DEFAULT_TOKEN_LIFETIME_SECONDS;
     this.tokens.set(scope, { value: token, expiresAt: Date.now() + Math.max(lifetime - TOKEN_EXPIRY_MARGIN_SECONDS, 1) * 1000 });
@@ -402,11 +402,11 @@ export class UpstreamClient {
     if (response.status === 200) return;
     if (response.status >= 300 && response.status < 400) {
       await response.body?.cancel().catch(() => undefined);
-      throw failure('redirect', `${what}: ${this.endpoint.host} answered with a redirect (${response.status}), which is followed only for blobs`);
+      throw failure('redirect', `${what}: ${this.endpoint.host} responded with a redirect (${response.status}), which is followed only for blobs`);
     }
 
     const code = await this.registryErrorCode(response);
-    const detail = `${this.endpoint.host} answered ${response.status}${code ? ` ${code}` : ''}`;
+    const detail = `${this.endpoint.host} responded ${response.status}${code ? ` ${code}` : ''}`;
     if (response.status === 404) throw failure('not_found', `${what} not found: ${detail}`);
     if (response.status === 401 || response.status === 403) throw failure('unauthorized', `${what}: access denied: ${detail}`);
     const retryable = response.status === 408 || response.status === 429 || response.status >= 500;
