@@ -4,9 +4,9 @@
 # PostgreSQL server is reachable, starts Ceph RGW for the S3 tests, then runs
 # every test file with node's test runner.
 #
-# PostgreSQL: TEST_DATABASE_URL when set; else the machine's server on
-# 127.0.0.1:5432, started with pg_ctlcluster when it is installed but down;
-# else an embedded PostgreSQL for the length of the run. TEST_POSTGRES=embedded
+# PostgreSQL: TEST_DATABASE_URL when set. Otherwise the machine's server on
+# 127.0.0.1:5432, which is started with pg_ctlcluster when it is installed but
+# down. Without either, an embedded PostgreSQL runs for the length of the run. TEST_POSTGRES=embedded
 # forces the embedded one. SKIP_S3=1 runs without Ceph (S3 tests are skipped).
 # Extra arguments are test files to run instead of all of them. Each file
 # runs in its own process with a time limit (TEST_FILE_TIMEOUT seconds,

@@ -78,7 +78,7 @@ export function createApp(dependencies: AppDependencies): App {
       await db.raw('select 1');
       response.json({ status: 'ready' });
     } catch (error) {
-      contextOf(request, response).logger.error({ err: error }, 'readiness check failed: the database did not answer');
+      contextOf(request, response).logger.error({ err: error }, 'readiness check failed: the database query failed');
       response.status(503).json({ status: 'unavailable' });
     }
   });
@@ -87,7 +87,7 @@ export function createApp(dependencies: AppDependencies): App {
   app.use('/api/v1', createImportApiRouter({ authenticator: auth.authenticator, ...importServices }));
   // Before any other /api/v1 router that ends in a catch-all 404, which would shadow these routes.
   app.use('/api/v1', createCertificationRouter({ db, authenticator: auth.authenticator, events, logger }));
-  // Last among the /api/v1 routers: it answers every unknown API path with 404.
+  // Last among the /api/v1 routers, because it returns 404 for every unknown API path.
   app.use('/api/v1', createManagementRouter({ db, authenticator: auth.authenticator, events, logger }));
   app.use(errorHandler);
   return { express: app, uploads };

@@ -2,7 +2,7 @@ import type pino from 'pino';
 import type { Principal } from './auth/identity-store.js';
 
 /**
- * Who is asking: nobody known, or a user or robot with the name it logs in
+ * The caller: anonymous, or a user or robot with the name it logs in
  * with (`robot$<name>` for robots) and, for token requests, the token's id.
  */
 export type Identity = { kind: 'anonymous' } | { kind: 'user' | 'robot'; subject: string; tokenId?: string };

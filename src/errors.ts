@@ -31,7 +31,7 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 /**
  * A registry error raised by domain code. It carries the OCI code and the
  * facts of the case; the HTTP layer alone turns it into a status and body.
- * `status` overrides the code's usual status where the specification asks for
+ * `status` overrides the code's usual status where the specification requires
  * another one (413 for an oversized manifest, 409 for a conflict).
  */
 export class RegistryError extends Error {

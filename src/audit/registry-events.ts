@@ -23,9 +23,9 @@ export type RegistryEvent =
   | { action: 'upstream.change'; upstream: string; change: 'create' | 'update' | 'delete'; by: string };
 
 /**
- * How a pull was allowed: the content's certification state and policy, and
- * whether it was served uncertified through `pull-uncertified`, a policy's
- * uncertified groups, or a dry-run policy.
+ * Grounds of an allowed pull: the content's certification state and policy,
+ * and whether it was served uncertified through `pull-uncertified`, a
+ * policy's uncertified groups, or a dry-run policy.
  */
 export interface PullCertification {
   state: string;
@@ -39,7 +39,7 @@ export interface PullCertification {
 /**
  * Receives registry events. Changes are reported inside the transaction that
  * makes them, so a recorder that writes to the database commits or rolls back
- * with the change itself; reads are reported with a null transaction before
+ * with the change itself. Reads are reported with a null transaction before
  * the response is sent.
  */
 export interface RegistryEventSink {

@@ -26,7 +26,7 @@ export function parseAuthorization(header: string | undefined): Credentials {
   return { kind: 'basic', username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
-/** Why a request could not be authenticated. */
+/** A failed authentication, with its reason. */
 export class AuthenticationError extends Error {
   constructor(
     readonly reason: 'invalid_credentials' | 'invalid_token' | 'malformed',
@@ -51,7 +51,7 @@ export interface Caller {
   via: 'anonymous' | 'basic' | 'bearer';
   /** Whether this request's credentials allow the action: a token's access claim, or the grants for Basic and anonymous callers. */
   allows(access: RequiredAccess): boolean;
-  /** Whether the identity holds the permission at all, whatever its token carries. */
+  /** Whether the identity has the permission at all, whatever its token carries. */
   holds(access: RequiredAccess): boolean;
 }
 
@@ -88,7 +88,7 @@ export class Authenticator {
     return isGrantableName(repository) && this.deps.anonymousPullPatterns.some((pattern) => matchesPattern(pattern, repository));
   }
 
-  /** The access an anonymous caller gets out of the requested access: pull on the configured patterns only. */
+  /** Returns the part of the requested access that an anonymous caller gets: pull on the configured patterns only. */
   anonymousAccess(requested: readonly AccessEntry[]): AccessEntry[] {
     return requested
       .filter((entry) => entry.type === 'repository' && this.anonymousMayPull(entry.name) && (entry.actions.includes('pull') || entry.actions.includes('*')))

@@ -10,7 +10,7 @@ export interface AccessRequirement {
   anyOf: string[];
 }
 
-/** What a /v2 request needs, and the scopes a challenge should ask for. */
+/** Access a /v2 request needs, and the scopes its challenge requests. */
 export interface RegistryAccessNeed {
   /** Every requirement the request must meet; empty for the base endpoint, which needs only a known caller. */
   required: AccessRequirement[];

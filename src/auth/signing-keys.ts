@@ -8,7 +8,7 @@ import { generateSigningKey, importSigningKey, type SigningKey } from './tokens.
  * Loads the token signing keys: from the PEM files named in the settings (the
  * first signs, the others only verify, so keys rotate without logging anyone
  * out), or else the keys kept in the database, generating one on first start.
- * Replicas share database keys, and a warning tells the operator so, because a replica with
+ * Replicas share database keys, and a warning logs that fact, because a replica with
  * its own key would reject every other replica's tokens.
  */
 export async function loadSigningKeys(db: Knex, files: readonly string[], logger: pino.Logger): Promise<SigningKey[]> {

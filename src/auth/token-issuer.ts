@@ -24,7 +24,7 @@ export interface TokenIssuerDeps {
 
 /**
  * Issues access tokens for the token endpoint: the access granted is the
- * intersection of the requested scopes and what the identity holds now.
+ * intersection of the requested scopes and what the identity's grants allow now.
  */
 export class TokenIssuer {
   constructor(private readonly deps: TokenIssuerDeps) {}

@@ -19,7 +19,7 @@ export interface RevocationRecord {
   createdAt: Date;
 }
 
-/** What the policy needs of a digest, and how far the decisions got. */
+/** Roles the policy requires of a digest, and the state its decisions reached. */
 export interface CertificationOutcome {
   state: CertificationState;
   requiredRoles: string[];

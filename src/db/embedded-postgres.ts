@@ -45,7 +45,7 @@ const DATABASE_NAME = 'portcullis';
 const SUPERUSER = 'postgres';
 // The password of clusters created before the password file existed.
 const LEGACY_SUPERUSER_PASSWORD = 'portcullis';
-/** File under the data directory that holds the superuser password, readable by its owner only. */
+/** File under the data directory that contains the superuser password, readable by its owner only. */
 const PASSWORD_FILE = 'postgres.password';
 const SYSTEM_USER = 'postgres';
 const PORT_SETTING = 'EMBEDDED_PG_PORT';

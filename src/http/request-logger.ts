@@ -23,7 +23,7 @@ export function urlForLog(url: string): string {
 
 /**
  * One log line per request with request id, operation, route facts, status,
- * bytes and duration. 4xx answers log at warn, 5xx at error; health checks
+ * bytes and duration. 4xx responses log at warn, 5xx at error; health checks
  * are not logged. Authorization headers are redacted by the logger.
  */
 export function createRequestLogger(logger: pino.Logger): HttpLogger {

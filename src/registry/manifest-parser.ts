@@ -13,7 +13,7 @@ export interface Descriptor {
   artifactType?: string;
 }
 
-/** What the registry needs to know about a manifest to store and link it. */
+/** Facts about a manifest that the registry needs to store and link it. */
 export interface ParsedManifest {
   mediaType: string;
   /** Blobs that must be in the repository: the config and every layer that is not foreign. */
@@ -151,7 +151,7 @@ function firstIssue(error: z.ZodError): string {
 /**
  * Parses and validates manifest bytes. The media type comes from the body's
  * `mediaType` field or, when the body has none, from the request's
- * Content-Type; when both are given they must agree. Throws MANIFEST_INVALID
+ * Content-Type. When both are given they must agree. Throws MANIFEST_INVALID
  * with the first problem found.
  */
 export function parseManifest(body: Buffer, contentType: string | undefined): ParsedManifest {

@@ -218,7 +218,7 @@ export class ManifestService {
     }
     const wrongSize = descriptors.find((descriptor) => sizes.get(descriptor.digest) !== descriptor.size);
     if (wrongSize) {
-      throw new RegistryError('MANIFEST_INVALID', `manifest invalid: descriptor of ${wrongSize.digest} says ${wrongSize.size} bytes but the blob has ${sizes.get(wrongSize.digest)}`, {
+      throw new RegistryError('MANIFEST_INVALID', `manifest invalid: descriptor of ${wrongSize.digest} declares ${wrongSize.size} bytes but the blob has ${sizes.get(wrongSize.digest)}`, {
         digest: wrongSize.digest,
         declared: wrongSize.size,
         actual: sizes.get(wrongSize.digest),
@@ -241,7 +241,7 @@ export class ManifestService {
     }
     const wrongSize = descriptors.find((descriptor) => Number(byDigest.get(descriptor.digest)?.size) !== descriptor.size);
     if (wrongSize) {
-      throw new RegistryError('MANIFEST_INVALID', `manifest invalid: descriptor of ${wrongSize.digest} says ${wrongSize.size} bytes but that manifest has ${byDigest.get(wrongSize.digest)?.size}`, {
+      throw new RegistryError('MANIFEST_INVALID', `manifest invalid: descriptor of ${wrongSize.digest} declares ${wrongSize.size} bytes but that manifest has ${byDigest.get(wrongSize.digest)?.size}`, {
         digest: wrongSize.digest,
       });
     }

@@ -23,8 +23,8 @@ export type RangeRequest = { kind: 'none' } | { kind: 'range'; range: ByteRange 
 
 /**
  * Interprets a `Range: bytes=...` header for an object of `size` bytes.
- * Single ranges are honoured (`a-b`, `a-`, `-suffix`); a header with several
- * ranges or another unit is ignored, which RFC 9110 allows, and the whole
+ * Single ranges are honoured (`a-b`, `a-`, `-suffix`). A header with several
+ * ranges or another unit is ignored, which RFC 9110 allows, so the whole
  * object is sent.
  */
 export function parseRangeHeader(header: string | undefined, size: number): RangeRequest {

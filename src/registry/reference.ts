@@ -3,7 +3,7 @@ import { RegistryError } from '../errors.js';
 /** Repository name grammar of the OCI Distribution Specification: lowercase path components separated by '/'. */
 const NAME_PATTERN = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
 
-/** Longest repository name accepted, in characters; Docker clients refuse longer ones too. */
+/** Maximum repository name length, in characters. Docker clients reject longer names too. */
 export const MAX_NAME_LENGTH = 255;
 
 const TAG_PATTERN = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;

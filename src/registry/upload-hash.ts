@@ -90,7 +90,7 @@ export async function continueHash(progress: HashProgress, readExisting: () => P
     replayed += bytes.length;
   }
   if (replayed !== progress.size) {
-    throw new Error(`upload size mismatch: the store holds ${replayed} bytes but the stored hash covers ${progress.size}`);
+    throw new Error(`upload size mismatch: the store contains ${replayed} bytes but the stored hash covers ${progress.size}`);
   }
   return resumableHasher(hasher, progress.size);
 }

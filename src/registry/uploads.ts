@@ -184,7 +184,7 @@ export class UploadService {
   }
 
   /**
-   * Removes sessions that nobody touched for `maxAgeSeconds`, with their
+   * Removes sessions that no request changed for `maxAgeSeconds`, with their
    * staged bytes, and retries storage cleanups that failed before.
    * Returns the number of sessions removed.
    */
@@ -223,7 +223,7 @@ export class UploadService {
   private async appendChunk(row: SessionRow, lease: string, chunk: ChunkInput, leaseLost: AbortSignal): Promise<SessionRow> {
     const { range, contentLength } = chunk;
     if (range !== null && range.start !== row.size) {
-      throw new RegistryError('RANGE_INVALID', `chunk starts at byte ${range.start} but the upload holds ${row.size} bytes: send the chunk that starts at ${row.size}`, {
+      throw new RegistryError('RANGE_INVALID', `chunk starts at byte ${range.start} but the upload contains ${row.size} bytes: send the chunk that starts at ${row.size}`, {
         offset: row.size,
         start: range.start,
       });

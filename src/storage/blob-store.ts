@@ -50,7 +50,7 @@ export class StorageUnavailableError extends Error {
  * digests, repositories or sessions, because the registry domain decides the keys
  * (see keys.ts) and keeps the metadata in PostgreSQL.
  *
- * No method holds a whole object in memory.
+ * No method keeps a whole object in memory.
  */
 export interface BlobStore {
   readonly driver: 'filesystem' | 's3';
@@ -79,9 +79,9 @@ export interface BlobStore {
   /**
    * Appends the whole stream to the upload and returns the new state.
    * The state passed in stays valid until the caller has persisted the
-   * returned one: if this call fails part way, or the caller never persists
-   * the result, appending to the old state again must work and yield the same
-   * bytes as if the failed call had never happened.
+   * returned one. If this call fails part way, or the caller never persists
+   * the result, appending to the old state again must work. It must yield the
+   * same bytes as if the failed call had never happened.
    */
   appendUpload(state: UploadState, body: Readable): Promise<UploadState>;
 

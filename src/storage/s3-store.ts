@@ -647,7 +647,7 @@ function createClient(options: S3StoreOptions, logger: Logger): S3Client {
     { step: 'finalizeRequest', priority: 'low', name: 'logFailedAttempts' },
   );
 
-  // The initialize step wraps the retries, so this sees only the final failure.
+  // The initialize step wraps the retries, so this middleware gets only the final failure.
   client.middlewareStack.add(
     (next) => async (args) => {
       try {

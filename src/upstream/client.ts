@@ -433,7 +433,7 @@ export class UpstreamClient {
     }
   }
 
-  /** A signal that aborts with the client's signal or after the request timeout. */
+  /** Creates a signal that aborts with the client's signal or after the request timeout. */
   private requestSignal(): AbortSignal {
     const timeout = AbortSignal.timeout(this.requestTimeoutMs);
     return this.options.signal ? AbortSignal.any([this.options.signal, timeout]) : timeout;

@@ -73,7 +73,7 @@ const roundTripCases: RoundTripCase[] = [
   { name: 'docker-schema2', build: buildDockerSchema2Image, all: false, pullTransport: 'dir' },
 ];
 
-// Every skopeo call logs in as a CI robot whose only grant is on e2e/**. It holds
+// Every skopeo call logs in as a CI robot whose only grant is on e2e/**. It has
 // pull-uncertified, as a CI robot that tests its own images does, because these
 // tests pull uncertified images.
 let robotCreds = '';

@@ -23,7 +23,7 @@ function describeRequirement(requirement: AccessRequirement): string {
  * Authenticates a /v2 request and checks that its caller may do what the
  * route needs. Sets the request context's identity. Throws UNAUTHORIZED with
  * a Bearer challenge when credentials are missing, invalid or a token lacks
- * the scope (so clients fetch a new token), DENIED when the identity holds no
+ * the scope (so clients fetch a new token), DENIED when the identity has no
  * such permission at all, and TOOMANYREQUESTS after too many failed logins.
  */
 export async function authorizeRegistryRequest(request: Request, response: Response, route: MatchedRoute, options: RegistryAuthOptions): Promise<Caller> {

@@ -28,7 +28,7 @@ function checkService(service: unknown, expected: string): void {
   throw new RegistryError('DENIED', `unknown service "${service.slice(0, 100)}": this token endpoint serves "${expected}"`, { service: expected }, 400);
 }
 
-/** Maps login failures to the token endpoint's 401 and 429 answers. */
+/** Maps login failures to the token endpoint's 401 and 429 responses. */
 function translateLoginError(error: unknown): unknown {
   if (error instanceof AuthenticationError) return new RegistryError('UNAUTHORIZED', error.message, null, 401, { 'WWW-Authenticate': BASIC_CHALLENGE });
   if (error instanceof TooManyLoginFailuresError) return new RegistryError('TOOMANYREQUESTS', error.message, { retryAfter: error.retryAfterSeconds }, 429, { 'Retry-After': String(error.retryAfterSeconds) });

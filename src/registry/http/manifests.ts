@@ -22,12 +22,12 @@ async function readManifestBody(request: Request): Promise<Buffer> {
     chunks.push(chunk as Buffer);
   }
   if (declared !== null && total !== declared) {
-    throw new RegistryError('SIZE_INVALID', `Content-Length says ${declared} bytes but the body has ${total}`, { declared, received: total });
+    throw new RegistryError('SIZE_INVALID', `Content-Length is ${declared} bytes but the body has ${total}`, { declared, received: total });
   }
   return Buffer.concat(chunks);
 }
 
-/** GET and HEAD /v2/<name>/manifests/<reference>: the stored bytes with their stored media type, whatever Accept says. */
+/** GET and HEAD /v2/<name>/manifests/<reference>: the stored bytes with their stored media type, whatever the Accept header lists. */
 export const getManifest: RouteHandler = async (request, response, route, services) => {
   const isHead = request.method === 'HEAD';
   describeRequest(response, isHead ? OPERATIONS.manifestHead : OPERATIONS.manifestGet, { repository: route.name, reference: route.reference });
