@@ -20,7 +20,9 @@ export type RegistryEvent =
   | { action: 'certification.revocation'; repository: string; digest: string; reason: string; actor: string }
   | { action: 'policy.change'; policy: string; change: 'create' | 'update' | 'delete'; by: string }
   | { action: 'import.change'; importId: string; source: string; target: string; status: string; by: string }
-  | { action: 'upstream.change'; upstream: string; change: 'create' | 'update' | 'delete'; by: string };
+  | { action: 'upstream.change'; upstream: string; change: 'create' | 'update' | 'delete'; by: string }
+  | { action: 'scan.waiver'; repository: string | null; digest: string; findingId: string; reason: string; expiresAt: string | null; by: string }
+  | { action: 'scan.rescan'; repository: string | null; digest: string; by: string };
 
 /**
  * Grounds of an allowed pull: the content's certification state and policy,
