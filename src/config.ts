@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { patternProblem } from './auth/patterns.js';
@@ -29,7 +30,15 @@ export interface Config {
   attachments: AttachmentConfig;
   /** Registry hosts (`quay.io`) and wildcards (`*.gcr.io`) whose names are denied on /v2 with an import hint. */
   blockedRegistries: string[];
+  audit: AuditConfig;
   logLevel: string;
+}
+
+export interface AuditConfig {
+  /** Name of this gateway process on its audit events. */
+  replica: string;
+  /** Serve pulls whose audit event cannot be written, keeping the event for a later write; every other request still fails closed. */
+  failOpenPulls: boolean;
 }
 
 /** Rules for the manifests that may be pulled as attachments (signatures, SBOMs, attestations) of a pullable subject. */
@@ -115,6 +124,8 @@ const environmentSchema = z.object({
     .refine((value) => /^postgres(ql)?:\/\//.test(value) && URL.canParse(value), 'expected a valid postgres:// or postgresql:// URL')
     .optional(),
   EMBEDDED_PG_PORT: portText.default(54329),
+  REPLICA_ID: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'expected 1-128 letters, digits, dots, colons, underscores or hyphens').optional(),
+  AUDIT_FAIL_OPEN_PULLS: booleanText.optional(),
   STORAGE_DRIVER: z.enum(['filesystem', 's3'], { error: 'expected filesystem or s3' }).optional(),
   S3_ENDPOINT: httpUrl.optional(),
   S3_REGION: z.string().min(1).default('us-east-1'),
@@ -236,6 +247,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     attachments: { mediaTypes: attachmentMediaTypes, maxBytes: values.ATTACHMENT_MAX_BYTES },
     blockedRegistries,
+    audit: { replica: values.REPLICA_ID ?? os.hostname(), failOpenPulls: values.AUDIT_FAIL_OPEN_PULLS ?? false },
     logLevel: values.LOG_LEVEL,
   };
 }

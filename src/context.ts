@@ -16,6 +16,8 @@ export interface RequestContext {
   clientAddress: string;
   userAgent: string;
   logger: pino.Logger;
+  /** Set for work the gateway or the CLI does on its own behalf; the audit trail records it as a system actor with this name. */
+  system?: string;
 }
 
 export const ANONYMOUS: Identity = { kind: 'anonymous' };

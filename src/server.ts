@@ -6,10 +6,17 @@ import { createDatabase, migrateToLatest, type Database } from './db/database.js
 import { startEmbeddedPostgres, type RunningEmbeddedPostgres } from './db/embedded-postgres.js';
 import { lockDataDir } from './db/data-dir-lock.js';
 import { openBlobStore } from './storage/from-config.js';
-import { logEventSink } from './audit/registry-events.js';
+import { createAuditSink, maintainAuditPartitions, startAuditTrail } from './audit/setup.js';
+import { AuditWriter } from './audit/writer.js';
 import { ensureBootstrapAdmin } from './auth/bootstrap.js';
 import { createAuthServices } from './auth/setup.js';
 import { JobQueue } from './jobs/queue.js';
+
+/** How often the audit backlog is retried and month partitions are created ahead, in milliseconds. */
+const AUDIT_MAINTENANCE_INTERVAL_MS = 60_000;
+
+/** The gateway's version, recorded on its start event. */
+const GATEWAY_VERSION = process.env.npm_package_version ?? 'unknown';
 
 /** A started gateway and how to stop it. */
 export interface RunningGateway {
@@ -62,12 +69,15 @@ export async function startGateway(config: Config, logger: pino.Logger): Promise
   let server: Server;
   let closeStore: () => void;
   let purgeTimer: NodeJS.Timeout;
+  let auditTimer: NodeJS.Timeout;
+  const auditWriter = new AuditWriter(db, logger);
   try {
     await migrateToLatest(db, logger);
     const opened = await openBlobStore(config.storage, logger);
     closeStore = opened.close;
     await ensureBootstrapAdmin(db, config.auth.adminPassword, logger);
-    const events = logEventSink;
+    await startAuditTrail(db, logger, config.audit, { version: GATEWAY_VERSION });
+    const events = createAuditSink(db, logger, config.audit, auditWriter);
     const auth = await createAuthServices(db, config.auth, events, logger);
     const app = createApp({ config, db, store: opened.store, logger, auth, events, jobs });
     await jobs.start();
@@ -81,6 +91,11 @@ export async function startGateway(config: Config, logger: pino.Logger): Promise
       app.uploads.purgeStale(config.uploads.sessionTtlSeconds).catch((error: unknown) => logger.error({ err: error }, 'purging stale upload sessions failed'));
     }, config.uploads.purgeIntervalSeconds * 1000);
     purgeTimer.unref();
+    // Writes events kept after a failed write, and creates month partitions ahead of time.
+    auditTimer = setInterval(() => {
+      void auditWriter.drain().then(() => maintainAuditPartitions(db, logger));
+    }, AUDIT_MAINTENANCE_INTERVAL_MS);
+    auditTimer.unref();
   } catch (error) {
     await stopDatabase().catch((stopError: unknown) => logger.warn({ err: stopError }, 'stopping the database after a failed start failed'));
     throw error;
@@ -104,12 +119,14 @@ export async function startGateway(config: Config, logger: pino.Logger): Promise
     stop: async () => {
       logger.info('stopping');
       clearInterval(purgeTimer);
+      clearInterval(auditTimer);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
       });
       // Running imports write to the store and the database, so the jobs stop first.
       await jobs.stop();
+      await auditWriter.drain();
       closeStore();
       await stopDatabase();
       logger.info('stopped');

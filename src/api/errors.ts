@@ -1,6 +1,7 @@
 import { AccountConflictError, AccountNotFoundError, InvalidAccountInputError } from '../auth/account-errors.js';
 import { AuthenticationError } from '../auth/authenticator.js';
 import { TooManyLoginFailuresError } from '../auth/login-limiter.js';
+import { isRegistryError } from '../errors.js';
 
 /** Every error code of the management API, declared once with its HTTP status and default message. */
 export const API_ERROR_CODES = {
@@ -13,6 +14,7 @@ export const API_ERROR_CODES = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'the request body has an unsupported encoding or character set' },
   TOO_MANY_REQUESTS: { status: 429, message: 'too many requests' },
   INTERNAL_ERROR: { status: 500, message: 'internal error' },
+  UNAVAILABLE: { status: 503, message: 'the service is unavailable; retry later' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ApiErrorCode = keyof typeof API_ERROR_CODES;
@@ -92,5 +94,6 @@ export function toApiError(error: unknown): ApiError | null {
     return new ApiError('TOO_MANY_REQUESTS', error.message, { retryAfterSeconds: error.retryAfterSeconds }, { 'Retry-After': String(error.retryAfterSeconds) });
   }
   if (isBodyParserError(error)) return bodyParserApiError(error);
+  if (isRegistryError(error, 'UNAVAILABLE')) return new ApiError('UNAVAILABLE', error.message);
   return null;
 }

@@ -11,11 +11,10 @@ export type RegistryEvent =
   | { action: 'manifest.pull'; repository: string; digest: string; mediaType: string; size: number; tag?: string; certification?: PullCertification }
   | { action: 'manifest.delete'; repository: string; digest: string }
   | { action: 'tag.delete'; repository: string; tag: string; digest: string }
-  | { action: 'pull.denied'; repository: string; digest: string; reason: string }
+  | { action: 'pull.denied'; repository: string; kind: 'manifest' | 'blob'; digest: string; tag?: string; reason: string; state?: string; policy?: string }
   | { action: 'auth.login'; subject: string; success: boolean; method: 'basic' | 'token'; reason?: string }
   | { action: 'auth.token'; subject: string; tokenId: string; access: Array<{ type: string; name: string; actions: string[] }>; refresh: boolean }
   | { action: 'account.change'; change: string; target: string; by: string }
-  | { action: 'pull.would-deny'; repository: string; digest: string; reason: string; policy: string }
   | { action: 'certification.decision'; repository: string; digest: string; role: string; decision: 'approve' | 'reject'; actor: string; state: string }
   | { action: 'certification.revocation'; repository: string; digest: string; reason: string; actor: string }
   | { action: 'policy.change'; policy: string; change: 'create' | 'update' | 'delete'; by: string }
@@ -36,6 +35,8 @@ export interface PullCertification {
   via?: 'pull-uncertified' | 'uncertified-group' | 'dry-run' | 'attachment' | 'index';
   /** The certified manifest that allowed the pull when it is not the pulled content: an index that lists it, an attachment's subject, or a manifest that references the pulled blob. */
   certifiedDigest?: string;
+  /** Set when the policy would deny the pull and allows it only because it is in dry-run mode. */
+  wouldDeny?: { reason: string; policy: string };
 }
 
 /**
@@ -48,11 +49,11 @@ export interface RegistryEventSink {
   record(context: RequestContext, event: RegistryEvent, transaction: Knex.Transaction | null): Promise<void>;
 }
 
-/** Writes each event to the request's log, notable ones at info and the rest at debug; the audit trail replaces it. */
+/** Writes each event to the request's log, notable ones at info and the rest at debug. The audit trail writes to it too. */
 export const logEventSink: RegistryEventSink = {
   record: async (context, event) => {
     // Decisions an operator must be able to find at the default level: denials, dry-run would-denies, failed logins and changes.
-    const notable = event.action === 'pull.denied' || event.action === 'pull.would-deny' || (event.action === 'auth.login' && !event.success) || event.action.endsWith('.change') || event.action.startsWith('certification.');
+    const notable = event.action === 'pull.denied' || ((event.action === 'manifest.pull' || event.action === 'blob.pull') && event.certification?.wouldDeny !== undefined) || (event.action === 'auth.login' && !event.success) || event.action.endsWith('.change') || event.action.startsWith('certification.');
     if (notable) context.logger.info({ event }, 'registry event');
     else context.logger.debug({ event }, 'registry event');
   },

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { Command } from 'commander';
 import pino from 'pino';
-import { logEventSink } from '../audit/registry-events.js';
+import { auditSettingsOf, createAuditSink } from '../audit/setup.js';
 import { AccountConflictError, AccountNotFoundError, InvalidAccountInputError } from '../auth/account-errors.js';
 import { AccountService, type Actor, type UserView } from '../auth/accounts.js';
 import type { Config } from '../config.js';
@@ -40,12 +40,12 @@ function isExpectedFailure(error: unknown): error is Error {
 async function runAccountCommand(loadConfig: () => Config, work: (session: CommandSession) => Promise<void>): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.logLevel, pino.destination(2));
-  const context: RequestContext = { requestId: randomUUID(), identity: ANONYMOUS, principal: null, clientAddress: '', userAgent: 'portcullis-cli', logger };
-  const actor: Actor = { context, name: commandActorName() };
+  const name = commandActorName();
+  const context: RequestContext = { requestId: randomUUID(), identity: ANONYMOUS, principal: null, clientAddress: '', userAgent: 'portcullis-cli', logger, system: name };
+  const actor: Actor = { context, name };
 
   try {
-    // TODO: record these changes on the audit trail once it has a database-backed sink; until then they reach only the debug log.
-    await withCommandDatabase(config, logger, (db) => work({ accounts: new AccountService({ db, events: logEventSink }), actor }));
+    await withCommandDatabase(config, logger, (db) => work({ accounts: new AccountService({ db, events: createAuditSink(db, logger, auditSettingsOf(config)) }), actor }));
   } catch (error) {
     process.exitCode = 1;
     if (isExpectedFailure(error)) {

@@ -5,6 +5,7 @@ import * as registryCore from '../../migrations/0001_registry_core.js';
 import * as identity from '../../migrations/0002_identity.js';
 import * as certification from '../../migrations/0003_certification.js';
 import * as imports from '../../migrations/0004_imports.js';
+import * as audit from '../../migrations/0005_audit.js';
 
 export type Database = Knex;
 
@@ -19,6 +20,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['0002_identity', identity],
   ['0003_certification', certification],
   ['0004_imports', imports],
+  ['0005_audit', audit],
 ];
 
 /** Serves the migrations from this list, so knex never loads TypeScript files by path. */

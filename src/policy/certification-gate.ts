@@ -70,7 +70,7 @@ export class CertificationGate implements PullGate {
     if (scope.policy.mode === 'dry-run') {
       return { allowed: true, certification: { state: outcome.state, policy, uncertified: true, via: 'dry-run' }, wouldDeny: { reason: outcome.reason, policy } };
     }
-    return { allowed: false, reason: outcome.reason };
+    return { allowed: false, reason: outcome.reason, state: outcome.state, policy };
   }
 
   async filterPullable(context: RequestContext, repository: string, digests: readonly string[]): Promise<Set<string>> {

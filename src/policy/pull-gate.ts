@@ -27,10 +27,16 @@ export type PullDecision =
       allowed: true;
       /** The grounds of the pull, for its pull event. Existence checks have none. */
       certification?: PullCertification;
-      /** Set when only a dry-run policy allowed the pull; the caller records a `pull.would-deny` event. */
+      /** Set when only a dry-run policy allowed the pull; its pull event records the decision as would-deny. */
       wouldDeny?: WouldDeny;
     }
-  | { allowed: false; reason: string };
+  | {
+      allowed: false;
+      reason: string;
+      /** The certification state of the content and the policy that denied it, when a policy decided. */
+      state?: string;
+      policy?: string;
+    };
 
 /**
  * The one place where a pull is decided. Every manifest and blob read, the

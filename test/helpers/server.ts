@@ -10,6 +10,9 @@ import { openBlobStore } from '../../src/storage/from-config.js';
 import { loadConfig, type AttachmentConfig, type AuthConfig, type Config } from '../../src/config.js';
 import { createAuthServices } from '../../src/auth/setup.js';
 import { logEventSink, type RegistryEventSink } from '../../src/audit/registry-events.js';
+import { AuditEventSink } from '../../src/audit/audit-sink.js';
+import { ensurePartitions } from '../../src/audit/store.js';
+import { AuditWriter } from '../../src/audit/writer.js';
 import { hashPassword } from '../../src/auth/passwords.js';
 import type { BlobStore } from '../../src/storage/blob-store.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
@@ -26,6 +29,10 @@ export interface TestServer {
   jobs: JobQueue;
   db: Database;
   store: BlobStore;
+  /** Writes this server's audit events; null when the server runs without the audit trail. */
+  auditWriter: AuditWriter | null;
+  /** Name of this server on its audit events. */
+  replica: string;
   /** The shared storage settings, for a second instance on the same database and bucket. */
   storage: Config['storage'];
   databaseUrl: string;
@@ -82,7 +89,15 @@ export interface TestServerOptions {
   logger?: pino.Logger;
   /** Authentication settings that differ from the defaults. */
   auth?: Partial<AuthConfig>;
+  /** Receives every event after the audit trail has written it. */
   events?: RegistryEventSink;
+  /**
+   * Audit trail settings: false runs the server without the audit trail, as
+   * benchmarks do for comparison. By default events are written to the trail.
+   */
+  audit?: false | { failOpenPulls?: boolean; replica?: string };
+  /** Addresses whose X-Forwarded-For headers are trusted. */
+  trustedProxies?: string[];
   /** Attachment settings that differ from the defaults. */
   attachments?: Partial<AttachmentConfig>;
   /** BLOCKED_REGISTRIES entries in place of the default list. */
@@ -145,12 +160,15 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
 
   if (!options.shareWith) await createTestUser(db, TEST_ADMIN.username, ['admins'], TEST_ADMIN.password);
   const opened = await openBlobStore(storage, logger);
-  const events = options.events ?? logEventSink;
+  if (!options.shareWith) await ensurePartitions(db, new Date());
+  const replica = (options.audit !== false ? options.audit?.replica : undefined) ?? `test-${randomBytes(3).toString('hex')}`;
+  const auditWriter = options.audit === false ? null : new AuditWriter(db, logger);
+  const events = auditWriter === null ? (options.events ?? logEventSink) : new AuditEventSink(auditWriter, { replica, failOpenPulls: (options.audit !== false && options.audit?.failOpenPulls) === true }, options.events ?? logEventSink);
   const auth = await createAuthServices(db, { ...loadConfig({}).auth, ...options.auth }, events, logger);
   const defaults = loadConfig({});
   const config = {
     publicUrl: null,
-    trustedProxies: [],
+    trustedProxies: options.trustedProxies ?? [],
     attachments: { ...defaults.attachments, ...options.attachments },
     blockedRegistries: options.blockedRegistries ?? defaults.blockedRegistries,
   };
@@ -170,6 +188,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     jobs,
     db,
     store: opened.store,
+    auditWriter,
+    replica,
     storage,
     databaseUrl,
     admin: TEST_ADMIN,
@@ -178,6 +198,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await jobs.stop();
+      await auditWriter?.drain();
       opened.close();
       if (testDatabase) await testDatabase.drop();
       else await db.destroy();

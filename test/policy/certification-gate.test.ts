@@ -554,17 +554,16 @@ describe('events of pulls over HTTP', () => {
     assert.deepEqual(pull?.certification, { state: 'pending', policy: 'events-preview', uncertified: true, via: 'uncertified-group' });
   });
 
-  test('dry-run pull succeeds and records pull.would-deny', async () => {
+  test('dry-run pull succeeds and records the would-deny verdict on its pull event', async () => {
     await createPolicy(eventServer.db, { name: 'events-trial', pattern: 'events/trial/*', mode: 'dry-run' });
     const repository = uniqueRepository('events/trial');
     const image = await eventAdmin.pushImage(repository, 'v1');
     const response = await deployerClient.getBytes(`/v2/${repository}/manifests/v1`);
     assert.equal(response.status, 200);
-    const wouldDeny = events.ofAction('pull.would-deny').find((event) => event.digest === image.digest);
-    assert.equal(wouldDeny?.policy, 'events-trial');
-    assert.match(wouldDeny?.reason ?? '', /is not certified: waiting for it, security, qa/);
     const pull = events.ofAction('manifest.pull').find((event) => event.digest === image.digest);
     assert.equal(pull?.certification?.via, 'dry-run');
+    assert.equal(pull?.certification?.wouldDeny?.policy, 'events-trial');
+    assert.match(pull?.certification?.wouldDeny?.reason ?? '', /is not certified: waiting for it, security, qa/);
   });
 
   test('denied pull records pull.denied with the reason', async () => {
