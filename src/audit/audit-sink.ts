@@ -9,14 +9,16 @@ export interface AuditSinkOptions {
   /** Name of this gateway process, stored on every event. */
   replica: string;
   /**
-   * When true, a pull whose event cannot be written is served anyway and its
-   * event is kept for a later write. Every other request fails closed.
+   * When true, a pull whose events cannot be written is served anyway and
+   * the events are kept for a later write; this covers the pull, its denial,
+   * and the login or token issue before it. Every other request fails closed.
    */
   failOpenPulls: boolean;
 }
 
-function isPull(event: RegistryEvent): boolean {
-  return event.action === 'manifest.pull' || event.action === 'blob.pull' || event.action === 'pull.denied';
+/** Events that a pull request records: the pull or its denial, and the login or token issue that precedes it. */
+function isPullRelated(event: RegistryEvent): boolean {
+  return event.action === 'manifest.pull' || event.action === 'blob.pull' || event.action === 'pull.denied' || event.action === 'auth.login' || event.action === 'auth.token';
 }
 
 function pullFacts(certification: PullCertification | undefined): Pick<AuditEventInput, 'decision' | 'reason' | 'policy' | 'certificationState'> & { details: Record<string, DetailValue> } {
@@ -148,7 +150,7 @@ export class AuditEventSink implements RegistryEventSink {
     const input = auditInputOf(context, event, this.options.replica);
     try {
       if (transaction !== null) await this.writer.appendInTransaction(transaction, [input]);
-      else if (this.options.failOpenPulls && isPull(event)) await this.writer.appendDetached(input);
+      else if (this.options.failOpenPulls && isPullRelated(event)) await this.writer.appendDetached(input);
       else await this.writer.append(input);
     } catch (error) {
       context.logger.error({ err: error, action: event.action }, 'audit event could not be written; the request is refused');

@@ -1,0 +1,297 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { verifyChain } from '../../src/audit/verify.js';
+import type { Database } from '../../src/db/database.js';
+import { bearerAuthorization, decodeJwt, fetchToken } from '../helpers/auth.js';
+import { approveAll, createReviewers, postRevocation } from '../helpers/certification-api.js';
+import { assertOciError, RegistryClient, uniqueRepository, type ManifestDocument } from '../helpers/registry-client.js';
+import { createTestUser, grantToUser, startTestServer, type TestServer } from '../helpers/server.js';
+
+interface Row {
+  seq: number;
+  action: string;
+  actor_kind: string;
+  actor_subject: string | null;
+  token_id: string | null;
+  client_address: string | null;
+  user_agent: string | null;
+  request_id: string | null;
+  repository: string | null;
+  reference: string | null;
+  digest: string | null;
+  media_type: string | null;
+  bytes: number | null;
+  decision: string | null;
+  reason: string | null;
+  policy: string | null;
+  certification_state: string | null;
+  replica: string;
+  details: Record<string, unknown>;
+}
+
+async function rowsOf(db: Database, repository: string): Promise<Row[]> {
+  return db('audit_events').where({ repository }).orderBy('seq').select('*');
+}
+
+async function lastRow(db: Database, where: Record<string, unknown>): Promise<Row | undefined> {
+  return db('audit_events').where(where).orderBy('seq', 'desc').first('*');
+}
+
+/** Moves the chain head away, so every append fails until it is put back. */
+async function breakTrail(db: Database): Promise<() => Promise<void>> {
+  await db.raw('alter table audit_chain rename to audit_chain_away');
+  return async () => {
+    await db.raw('alter table audit_chain_away rename to audit_chain');
+  };
+}
+
+describe('audit trail of a registry session', () => {
+  let server: TestServer;
+  let admin: RegistryClient;
+  let deployer: RegistryClient;
+  const repository = uniqueRepository('audited/app');
+  let first: ManifestDocument;
+  let second: ManifestDocument;
+
+  before(async () => {
+    server = await startTestServer({ trustedProxies: ['127.0.0.1'] });
+    admin = new RegistryClient(server.url, server.admin);
+    const login = await createTestUser(server.db, 'deployer');
+    await grantToUser(server.db, 'deployer', 'audited/**', ['pull']);
+    deployer = new RegistryClient(server.url, login);
+    first = await admin.pushImage(repository, 'v1');
+    second = await admin.pushImage(repository, 'v1');
+  });
+
+  after(async () => {
+    await server.close();
+  });
+
+  describe('pushes', () => {
+    test('a blob commit is recorded with its size', async () => {
+      const row = await lastRow(server.db, { action: 'blob.push', repository, digest: first.manifest.layers?.[0]?.digest });
+      assert.equal(row?.bytes, first.manifest.layers?.[0]?.size);
+    });
+
+    test('a manifest push records the tag, media type and size', async () => {
+      const row = await lastRow(server.db, { action: 'manifest.push', repository, digest: first.digest });
+      assert.deepEqual([row?.reference, row?.media_type, row?.bytes], ['v1', first.mediaType, first.content.length]);
+    });
+
+    test('the first push of a tag records no previous digest', async () => {
+      const row = await lastRow(server.db, { action: 'manifest.push', repository, digest: first.digest });
+      assert.deepEqual(row?.details, { previousDigest: null });
+    });
+
+    test('a tag move records the old digest', async () => {
+      const row = await lastRow(server.db, { action: 'manifest.push', repository, digest: second.digest });
+      assert.deepEqual(row?.details, { previousDigest: first.digest });
+    });
+
+    test('pushes name the user who made them', async () => {
+      const row = await lastRow(server.db, { action: 'manifest.push', repository, digest: second.digest });
+      assert.deepEqual([row?.actor_kind, row?.actor_subject], ['user', 'admin']);
+    });
+
+    test('pushes name the replica that served them', async () => {
+      const row = await lastRow(server.db, { action: 'manifest.push', repository, digest: second.digest });
+      assert.equal(row?.replica, server.replica);
+    });
+  });
+
+  describe('a denied pull', () => {
+    let row: Row | undefined;
+
+    before(async () => {
+      const response = await deployer.http.get(`/v2/${repository}/manifests/v1`).set('X-Forwarded-For', '203.0.113.9').set('X-Request-Id', 'denied-pull-1').set('User-Agent', 'audit-test/1.0');
+      assertOciError(response, 403, 'DENIED');
+      row = await lastRow(server.db, { request_id: 'denied-pull-1' });
+    });
+
+    test('is recorded as denied', () => {
+      assert.deepEqual([row?.action, row?.decision], ['pull.denied', 'denied']);
+    });
+
+    test('records the reason the gate gave', () => {
+      assert.match(row?.reason ?? '', /not certified/);
+    });
+
+    test('records the policy and the certification state', () => {
+      assert.deepEqual([row?.policy, row?.certification_state], ['default', 'pending']);
+    });
+
+    test('records the tag and the digest it resolved to', () => {
+      assert.deepEqual([row?.reference, row?.digest], ['v1', second.digest]);
+    });
+
+    test('takes the client address from X-Forwarded-For of a trusted proxy', () => {
+      assert.equal(row?.client_address, '203.0.113.9');
+    });
+
+    test('records the user agent', () => {
+      assert.equal(row?.user_agent, 'audit-test/1.0');
+    });
+
+    test('records the user who asked', () => {
+      assert.deepEqual([row?.actor_kind, row?.actor_subject], ['user', 'deployer']);
+    });
+  });
+
+  describe('certification and allowed pulls', () => {
+    let reviewers: Awaited<ReturnType<typeof createReviewers>>;
+    let manifestPull: Row | undefined;
+    let blobPull: Row | undefined;
+    let tokenPull: Row | undefined;
+    let tokenId: string;
+
+    before(async () => {
+      reviewers = await createReviewers(server, 'audit-reviewer');
+      await approveAll(server, reviewers, repository, second.digest);
+      assert.equal((await deployer.http.get(`/v2/${repository}/manifests/v1`).set('X-Request-Id', 'allowed-pull-1')).status, 200);
+      manifestPull = await lastRow(server.db, { request_id: 'allowed-pull-1' });
+      const layer = second.manifest.layers?.[0]?.digest ?? '';
+      assert.equal((await deployer.getBytes(`/v2/${repository}/blobs/${layer}`, { 'X-Request-Id': 'allowed-blob-1' })).status, 200);
+      blobPull = await lastRow(server.db, { request_id: 'allowed-blob-1' });
+      const token = await fetchToken(server.url, { username: 'deployer', password: 'deployer-password' }, [`repository:${repository}:pull`]);
+      tokenId = String(decodeJwt(token.token).payload.jti);
+      const response = await new RegistryClient(server.url, null).http.get(`/v2/${repository}/manifests/${second.digest}`).set('Authorization', bearerAuthorization(token.token)).set('X-Request-Id', 'token-pull-1');
+      assert.equal(response.status, 200);
+      tokenPull = await lastRow(server.db, { request_id: 'token-pull-1' });
+    });
+
+    test('each approval is recorded with the role and the resulting state', async () => {
+      const rows = (await rowsOf(server.db, repository)).filter((row) => row.action === 'certification.decision');
+      assert.deepEqual(rows.map((row) => [row.details.role, row.certification_state]), [['it', 'pending'], ['security', 'pending'], ['qa', 'certified']]);
+    });
+
+    test('an allowed manifest pull is recorded as allowed', () => {
+      assert.deepEqual([manifestPull?.action, manifestPull?.decision], ['manifest.pull', 'allowed']);
+    });
+
+    test('an allowed pull records the certification state and the policy', () => {
+      assert.deepEqual([manifestPull?.certification_state, manifestPull?.policy], ['certified', 'default']);
+    });
+
+    test('an allowed manifest pull records the tag, digest, media type and size', () => {
+      assert.deepEqual([manifestPull?.reference, manifestPull?.digest, manifestPull?.media_type, manifestPull?.bytes], ['v1', second.digest, second.mediaType, second.content.length]);
+    });
+
+    test('a blob pull is recorded with its size', () => {
+      assert.deepEqual([blobPull?.action, blobPull?.decision, blobPull?.bytes], ['blob.pull', 'allowed', second.manifest.layers?.[0]?.size]);
+    });
+
+    test('a pull with a token records the token id', () => {
+      assert.equal(tokenPull?.token_id, tokenId);
+    });
+
+    test('the token issue is recorded with its id', async () => {
+      const row = await lastRow(server.db, { action: 'auth.token', token_id: tokenId });
+      assert.equal(row?.actor_subject, 'deployer');
+    });
+
+    test('a revocation is recorded and later pulls are denied', async () => {
+      const response = await postRevocation(server, reviewers.security, { repository, digest: second.digest, reason: 'leaked key' });
+      assert.equal(response.status, 201);
+      const revocation = await lastRow(server.db, { action: 'certification.revocation', digest: second.digest });
+      assert.deepEqual([revocation?.reason, revocation?.certification_state], ['leaked key', 'revoked']);
+    });
+
+    test('a pull after the revocation is recorded as denied in state revoked', async () => {
+      assertOciError(await deployer.http.get(`/v2/${repository}/manifests/v1`).set('X-Request-Id', 'after-revoke-1'), 403, 'DENIED');
+      const row = await lastRow(server.db, { request_id: 'after-revoke-1' });
+      assert.deepEqual([row?.decision, row?.certification_state], ['denied', 'revoked']);
+    });
+
+    test('the trail verifies after the session', async () => {
+      assert.equal((await verifyChain(server.db)).problem, null);
+    });
+  });
+
+  describe('logins', () => {
+    test('a failed login is recorded with the name tried', async () => {
+      const response = await new RegistryClient(server.url, { username: 'deployer', password: 'wrong' }).http.get('/v2/').set('X-Request-Id', 'bad-login-1');
+      assert.equal(response.status, 401);
+      const row = await lastRow(server.db, { request_id: 'bad-login-1' });
+      assert.deepEqual([row?.action, row?.actor_subject, row?.details.success], ['auth.login', 'deployer', false]);
+    });
+  });
+
+  describe('when the trail cannot be written', () => {
+    test('a pull fails with 503 UNAVAILABLE', async () => {
+      const restore = await breakTrail(server.db);
+      try {
+        assertOciError(await admin.http.get(`/v2/${repository}/manifests/${first.digest}`), 503, 'UNAVAILABLE');
+      } finally {
+        await restore();
+      }
+    });
+
+    test('a manifest push fails with 503 and stores nothing', async () => {
+      const target = uniqueRepository('audited/refused');
+      const config = await admin.pushImage(target, 'ok');
+      const restore = await breakTrail(server.db);
+      let status: number;
+      try {
+        status = (await admin.putManifest(target, 'refused', config)).status;
+      } finally {
+        await restore();
+      }
+      assert.equal(status, 503);
+      assert.equal((await admin.http.get(`/v2/${target}/manifests/refused`)).status, 404);
+    });
+
+    test('a certification decision fails with 503 and is not stored', async () => {
+      const reviewers = await createReviewers(server, 'refused-reviewer');
+      const target = uniqueRepository('audited/refused-cert');
+      const image = await admin.pushImage(target, 'v1');
+      const restore = await breakTrail(server.db);
+      let status: number;
+      try {
+        status = (await new RegistryClient(server.url, null).http.post('/api/v1/certifications').set('Authorization', reviewers.it).send({ repository: target, digest: image.digest, role: 'it', decision: 'approve' })).status;
+      } finally {
+        await restore();
+      }
+      assert.deepEqual([status, (await server.db('certification_decisions').where({ digest: image.digest })).length], [503, 0]);
+    });
+  });
+
+  describe('with pulls served when the trail cannot be written', () => {
+    let open: TestServer;
+    let openAdmin: RegistryClient;
+
+    before(async () => {
+      open = await startTestServer({ shareWith: server, audit: { failOpenPulls: true } });
+      openAdmin = new RegistryClient(open.url, open.admin);
+    });
+
+    after(async () => {
+      await open.close();
+    });
+
+    test('a pull is served and its event is written once the trail is back', async () => {
+      const restore = await breakTrail(server.db);
+      let status: number;
+      try {
+        status = (await openAdmin.http.get(`/v2/${repository}/manifests/${first.digest}`).set('X-Request-Id', 'open-pull-1')).status;
+      } finally {
+        await restore();
+      }
+      await open.auditWriter?.drain();
+      const row = await lastRow(server.db, { request_id: 'open-pull-1' });
+      assert.deepEqual([status, row?.action, typeof row?.details.observedAt], [200, 'manifest.pull', 'string']);
+    });
+
+    test('a push still fails closed with 503', async () => {
+      const target = uniqueRepository('audited/open-refused');
+      const image = await openAdmin.pushImage(target, 'ok');
+      const restore = await breakTrail(server.db);
+      let status: number;
+      try {
+        status = (await openAdmin.putManifest(target, 'refused', image)).status;
+      } finally {
+        await restore();
+      }
+      assert.equal(status, 503);
+    });
+  });
+});
