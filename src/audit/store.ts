@@ -109,12 +109,17 @@ export async function appendEvents(trx: Knex.Transaction, inputs: readonly Audit
   const row = head.rows[0];
   if (!row) throw new Error('the audit chain head row is missing');
   const events = linkEvents(inputs, Number(row.last_seq), row.last_hash, row.now);
+  await insertLinkedEvents(trx, events);
+  return events;
+}
+
+/** Inserts events that follow the chain head and moves the head to the last one; the caller holds the head's row lock. */
+export async function insertLinkedEvents(trx: Knex.Transaction, events: readonly AuditEvent[]): Promise<void> {
   for (let start = 0; start < events.length; start += ROWS_PER_INSERT) {
     await trx('audit_events').insert(events.slice(start, start + ROWS_PER_INSERT).map(rowOfEvent));
   }
-  const last = events[events.length - 1]!;
-  await trx('audit_chain').where({ id: 1 }).update({ last_seq: last.seq, last_hash: last.hash, last_at: last.occurredAt });
-  return events;
+  const last = events[events.length - 1];
+  if (last) await trx('audit_chain').where({ id: 1 }).update({ last_seq: last.seq, last_hash: last.hash, last_at: last.occurredAt });
 }
 
 /** Returns an input with every optional fact empty, for callers that fill in a few. */
