@@ -65,6 +65,11 @@ describe('portcullis CLI account commands', () => {
       assert.deepEqual(principal?.groups.sort(), ['admins', 'qa']);
     });
 
+    test('records the change on the audit trail as a system actor', async () => {
+      const row: { actor_kind: string; actor_subject: string; details: { change: string } } | undefined = await database.db('audit_events').where({ action: 'account.change' }).whereRaw("details->>'target' = 'user:alice'").first('actor_kind', 'actor_subject', 'details');
+      assert.deepEqual([row?.actor_kind, row?.actor_subject.startsWith('cli:'), row?.details.change], ['system', true, 'user.create']);
+    });
+
     test('drops only the final line break of the password', async () => {
       await runCli(database.url, ['user', 'add', 'spaced', '--password-stdin'], '  spaces count too  \n');
       assert.notEqual(await store.authenticate('spaced', '  spaces count too  '), null);
