@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { RequestContext } from '../context.js';
+import { ANONYMOUS_SUBJECT } from '../auth/authenticator.js';
 import { RegistryError } from '../errors.js';
 import type { AuditEventInput, DetailValue } from './chain.js';
 import type { PullCertification, RegistryEvent, RegistryEventSink } from './registry-events.js';
@@ -33,6 +34,15 @@ function pullFacts(certification: PullCertification | undefined): Pick<AuditEven
   if (certification.uncertified) reason = `served uncertified through ${certification.via ?? 'an exception'}`;
   else if (certification.certifiedDigest !== undefined) reason = `certified through ${certification.certifiedDigest}`;
   return { decision: 'allowed', reason, policy: certification.policy, certificationState: certification.state, details };
+}
+
+/**
+ * Names the actor of a login or token request after the account it names,
+ * because such a request is made before the caller is authenticated.
+ */
+function actorOfSubject(input: AuditEventInput, subject: string): Pick<AuditEventInput, 'actorKind' | 'actorSubject'> {
+  if (input.actorKind !== 'anonymous') return { actorKind: input.actorKind, actorSubject: input.actorSubject };
+  return { actorKind: subject.startsWith('robot$') ? 'robot' : 'user', actorSubject: subject };
 }
 
 /** Turns a registry event and the request it belongs to into the facts of an audit event. */
@@ -102,14 +112,14 @@ export function auditInputOf(context: RequestContext, event: RegistryEvent, repl
     case 'auth.login':
       return {
         ...input,
-        actorKind: input.actorKind === 'anonymous' ? (event.subject.startsWith('robot$') ? 'robot' : 'user') : input.actorKind,
-        actorSubject: input.actorSubject ?? event.subject,
+        ...actorOfSubject(input, event.subject),
         reason: event.reason ?? null,
         details: { subject: event.subject, success: event.success, method: event.method },
       };
     case 'auth.token':
       return {
         ...input,
+        ...(event.subject === ANONYMOUS_SUBJECT ? {} : actorOfSubject(input, event.subject)),
         tokenId: event.tokenId,
         details: { subject: event.subject, refresh: event.refresh, access: event.access.map((entry) => ({ type: entry.type, name: entry.name, actions: [...entry.actions] })) },
       };

@@ -125,10 +125,11 @@ async function exportPartition(db: Knex, partition: { name: string; start: Date;
 
 /** Throws unless every event older than the partition's first one is already archived. */
 async function assertOldest(db: Knex, partition: string): Promise<void> {
-  const first: { seq: number | null } | undefined = await db(partition).min('seq as seq').first();
-  if (first?.seq === null || first?.seq === undefined) return;
-  const older: { seq: number } | undefined = await db('audit_events').where('seq', '<', first.seq).first('seq');
-  if (older) throw new RetentionError(`${partition} cannot be archived: event ${older.seq}, older than its first event ${first.seq}, is still in another partition`);
+  const result = await db.raw<{ rows: Array<{ seq: number | null }> }>(`select min(seq) as seq from ${partition}`);
+  const firstSeq = result.rows[0]?.seq;
+  if (firstSeq === null || firstSeq === undefined) return;
+  const older: { seq: number } | undefined = await db('audit_events').where('seq', '<', firstSeq).first('seq');
+  if (older) throw new RetentionError(`${partition} cannot be archived: event ${older.seq}, older than its first event ${firstSeq}, is still in another partition`);
 }
 
 /**
