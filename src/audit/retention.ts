@@ -207,10 +207,19 @@ export async function verifyArchiveFile(file: string): Promise<ArchiveFileReport
   let prevHash = '';
   let problem: ArchiveFileReport['problem'] = null;
 
+  let lineNumber = 0;
   for await (const line of lines) {
-    if (problem) continue;
+    lineNumber += 1;
+    if (problem || line === '') continue;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      problem = { seq: null, kind: 'format', message: `line ${lineNumber} is not valid JSON` };
+      continue;
+    }
     if (header === null) {
-      const parsed = JSON.parse(line) as ArchiveHeader;
+      const parsed = value as ArchiveHeader;
       if (parsed.format !== ARCHIVE_FORMAT) {
         problem = { seq: null, kind: 'format', message: `the file is not a ${ARCHIVE_FORMAT} archive` };
         continue;
@@ -220,9 +229,13 @@ export async function verifyArchiveFile(file: string): Promise<ArchiveFileReport
       prevHash = header.prevHash ?? '';
       continue;
     }
-    const raw = JSON.parse(line) as AuditEvent & { occurredAt: string };
+    const raw = value as AuditEvent & { occurredAt: string };
     const event: AuditEvent = { ...raw, occurredAt: new Date(raw.occurredAt) };
-    problem = checkEvent(event, expectedSeq, prevHash);
+    try {
+      problem = checkEvent(event, expectedSeq, prevHash);
+    } catch {
+      problem = { seq: null, kind: 'format', message: `line ${lineNumber} is not an audit event` };
+    }
     if (problem) continue;
     checked += 1;
     expectedSeq += 1;
