@@ -22,6 +22,8 @@ import { createCertificationRouter } from './api/certification-router.js';
 import { createImportApiRouter } from './api/import-router.js';
 import type { JobQueue } from './jobs/queue.js';
 import { createImportServices } from './upstream/setup.js';
+import { createScanServices, type ScanSettings } from './scan/setup.js';
+import { createScanApiRouter } from './api/scan-router.js';
 
 export interface AppDependencies {
   config: Pick<Config, 'publicUrl' | 'trustedProxies' | 'attachments' | 'blockedRegistries'>;
@@ -32,6 +34,8 @@ export interface AppDependencies {
   events?: RegistryEventSink;
   /** Background jobs; createApp adds its job definitions, and the caller starts the queue afterwards. */
   jobs: JobQueue;
+  /** Scan job settings that differ from the defaults. */
+  scanSettings?: ScanSettings;
 }
 
 export interface App {
@@ -47,11 +51,12 @@ export function createApp(dependencies: AppDependencies): App {
   const events = dependencies.events ?? logEventSink;
 
   const uploads = new UploadService({ db, store, events, gate, logger });
+  const scans = createScanServices({ db, store, events, logger, queue: dependencies.jobs, ...(dependencies.scanSettings ? { settings: dependencies.scanSettings } : {}) });
   const services = {
     db,
     uploads,
     blobs: new BlobService({ db, store, events, gate }),
-    manifests: new ManifestService({ db, events, gate }),
+    manifests: new ManifestService({ db, events, gate, scans: scans.queue }),
     // X-Forwarded-* reach req.protocol and req.host only through the trusted proxies set below.
     baseUrl: (request: Request) => config.publicUrl ?? `${request.protocol}://${request.host}`,
   };
@@ -87,6 +92,7 @@ export function createApp(dependencies: AppDependencies): App {
   app.use('/api/v1', createImportApiRouter({ authenticator: auth.authenticator, ...importServices }));
   // Before any other /api/v1 router that ends in a catch-all 404, which would shadow these routes.
   app.use('/api/v1', createCertificationRouter({ db, authenticator: auth.authenticator, events, logger }));
+  app.use('/api/v1', createScanApiRouter({ authenticator: auth.authenticator, scans: scans.service }));
   // Last among the /api/v1 routers, because it returns 404 for every unknown API path.
   app.use('/api/v1', createManagementRouter({ db, authenticator: auth.authenticator, events, logger }));
   app.use(errorHandler);

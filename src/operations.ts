@@ -58,6 +58,14 @@ export const OPERATIONS = {
   importCreate: 'api.import.create',
   importList: 'api.import.list',
   importGet: 'api.import.get',
+  auditEvents: 'api.audit.events',
+  auditExport: 'api.audit.export',
+  auditPulls: 'api.audit.pulls',
+  auditExposure: 'api.audit.exposure',
+  auditVerify: 'api.audit.verify',
+  scanGet: 'api.scan.get',
+  scanRescan: 'api.scan.rescan',
+  scanWaiverCreate: 'api.scan.waiver.create',
   health: 'health',
 } as const;
 

@@ -64,6 +64,7 @@ function statusBody(status: CertificationStatus): Record<string, unknown> {
     lastRevocation: latestRevocation,
     certifiedAt: status.certifiedAt,
     expiresAt: status.expiresAt,
+    scan: status.scan,
   };
 }
 

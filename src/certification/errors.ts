@@ -5,8 +5,8 @@ export type { InputProblem } from '../auth/account-errors.js';
 /** The things certification and policy management look up. */
 export type CertificationResource = 'repository' | 'manifest' | 'tag' | 'policy' | 'group';
 
-/** Reason a certification or policy change conflicts with the stored state. */
-export type CertificationConflictReason = 'exists' | 'default_policy' | 'nothing_to_revoke';
+/** Reason a certification or policy change conflicts with the stored state; the `scan_…` reasons refuse a Security approval until the secret scan allows it. */
+export type CertificationConflictReason = 'exists' | 'default_policy' | 'nothing_to_revoke' | 'scan_unfinished' | 'scan_failed' | 'scan_findings';
 
 /** Maximum length of a value quoted in a message, so a huge input cannot inflate messages and logs. */
 const MAX_QUOTED_LENGTH = 100;

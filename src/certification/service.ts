@@ -10,6 +10,7 @@ import { listQueue, MAX_QUEUE_PAGE_SIZE, type QueuePage, type QueuePageRequest }
 import { CERTIFICATION_ROLES, certifyPermission, isAdmin, isCertificationRole, rolesOf, type CertificationRole } from './roles.js';
 import type { DecisionRecord, RevocationRecord } from './state.js';
 import { certificationStatus, policyFor, type CertificationStatus } from './status.js';
+import { scanGateProblem, scanSummary } from '../scan/summary.js';
 
 /** Maximum length of a decision's comment, in characters. */
 export const MAX_COMMENT_LENGTH = 4096;
@@ -179,7 +180,9 @@ export class CertificationService {
    * The actor must hold `certify:<role>`. One person may decide for several
    * roles when they hold each permission, and each decision records the role
    * and the actor. The role must be one that the repository's policy
-   * requires, and the digest must be a manifest in the repository.
+   * requires, and the digest must be a manifest in the repository. A
+   * Security approval needs a finished secret scan with every finding
+   * waived; otherwise it is a conflict. Rejections are always accepted.
    */
   async decide(input: DecisionInput, actor: Principal, context: RequestContext): Promise<{ decision: StoredDecision; status: CertificationStatus }> {
     const comment = input.comment ?? '';
@@ -212,6 +215,10 @@ export class CertificationService {
 
     return this.deps.db.transaction(async (trx) => {
       const repositoryId = await this.lockManifest(trx, repository, digest);
+      if (role === 'security' && verdict === 'approve') {
+        const problem = scanGateProblem(digest, await scanSummary(trx, repositoryId, digest));
+        if (problem) throw new CertificationConflictError('manifest', digest, problem.reason, problem.message);
+      }
       const [row] = (await trx('certification_decisions')
         .insert({ repository_id: repositoryId, digest, role, decision: verdict, comment, evidence: JSON.stringify(evidence), actor: actor.subject, created_at: decisionTime(trx, repositoryId, digest) })
         .returning(['id', 'role', 'decision', 'comment', 'evidence', 'actor', 'created_at'])) as DecisionRow[];

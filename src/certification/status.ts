@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { matchesPattern } from '../auth/patterns.js';
 import { loadPolicies, selectPolicy, type Policy } from '../policy/policies.js';
+import { scanSummary, type ScanSummary } from '../scan/summary.js';
 import { computeCertificationState, type CertificationOutcome, type DecisionRecord, type RevocationRecord } from './state.js';
 
 /** A digest's certification state with the policy that applies and the full record behind it. */
@@ -10,6 +11,8 @@ export interface CertificationStatus extends CertificationOutcome {
   policy: Policy;
   decisions: DecisionRecord[];
   revocations: RevocationRecord[];
+  /** The secret scan of the digest, or of every image manifest under an index. */
+  scan: ScanSummary;
 }
 
 /** Returns the policy that applies to a repository: the most specific match, which the default policy `**` guarantees. */
@@ -34,5 +37,5 @@ export async function certificationStatus(db: Knex, repositoryId: number, reposi
   const decisions = decisionRows.map((row) => ({ id: Number(row.id), role: row.role, decision: row.decision, comment: row.comment, evidence: row.evidence, actor: row.actor, createdAt: row.created_at }));
   const revocations = revocationRows.map((row) => ({ id: Number(row.id), reason: row.reason, actor: row.actor, createdAt: row.created_at }));
   const outcome = computeCertificationState(policy.requiredRoles, policy.validitySeconds, decisions, revocations, now);
-  return { ...outcome, repository, digest, policy, decisions, revocations };
+  return { ...outcome, repository, digest, policy, decisions, revocations, scan: await scanSummary(db, repositoryId, digest) };
 }

@@ -6,6 +6,7 @@ import * as identity from '../../migrations/0002_identity.js';
 import * as certification from '../../migrations/0003_certification.js';
 import * as imports from '../../migrations/0004_imports.js';
 import * as audit from '../../migrations/0005_audit.js';
+import * as scans from '../../migrations/0006_scans.js';
 
 export type Database = Knex;
 
@@ -21,6 +22,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['0003_certification', certification],
   ['0004_imports', imports],
   ['0005_audit', audit],
+  ['0006_scans', scans],
 ];
 
 /** Serves the migrations from this list, so knex never loads TypeScript files by path. */

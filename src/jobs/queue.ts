@@ -111,14 +111,20 @@ export class JobQueue {
 
   /**
    * Stores a job. With a transaction, the job is stored in it, so it exists
-   * exactly when the transaction commits. Returns the job id.
+   * exactly when the transaction commits. `expireInSeconds` replaces the
+   * definition's limit for this job. Returns the job id.
    */
-  async send<T extends object>(name: string, data: T, options: { id?: string; transaction?: Knex.Transaction } = {}): Promise<string> {
+  async send<T extends object>(name: string, data: T, options: { id?: string; transaction?: Knex.Transaction; expireInSeconds?: number } = {}): Promise<string> {
     if (!this.definitions.has(name)) throw new Error(`no job named ${name} is defined`);
+    if (options.expireInSeconds !== undefined && options.expireInSeconds <= ABORT_MARGIN_SECONDS * 2) throw new Error(`job ${name}: expireInSeconds must be more than ${ABORT_MARGIN_SECONDS * 2}`);
     await this.start();
 
     const db = options.transaction ? await transactionExecutor(options.transaction) : undefined;
-    const id = await this.boss.send(name, data, { ...(options.id ? { id: options.id } : {}), ...(db ? { db } : {}) });
+    const id = await this.boss.send(name, data, {
+      ...(options.id ? { id: options.id } : {}),
+      ...(options.expireInSeconds !== undefined ? { expireInSeconds: options.expireInSeconds } : {}),
+      ...(db ? { db } : {}),
+    });
     if (id === null) throw new JobNotQueuedError(name);
     return id;
   }

@@ -30,10 +30,34 @@ interface ManifestRow {
   size: number;
 }
 
+/** A manifest that a push stored, as a ScanScheduler receives it. */
+export interface PushedManifest {
+  digest: string;
+  mediaType: string;
+  /** The config and the layers stored in the registry. */
+  blobs: Descriptor[];
+}
+
+/**
+ * Queues secret scans of pushed manifests. The registry calls it for every
+ * stored manifest, imports included, because they are pushed through
+ * ManifestService too.
+ */
+export interface ScanScheduler {
+  /** Called before the push transaction opens, for set-up that must not run inside it. */
+  prepare(): Promise<void>;
+  /** Queues a scan inside the push transaction, so the manifest and its scan commit together. Returns whether a scan was queued. */
+  schedule(trx: Knex.Transaction, manifest: PushedManifest): Promise<boolean>;
+  /** Called after the push transaction committed a queued scan. */
+  notify(): void;
+}
+
 export interface ManifestServiceDeps {
   db: Knex;
   events: RegistryEventSink;
   gate: PullGate;
+  /** Secret scan queue; without it, pushes queue no scans. */
+  scans?: ScanScheduler;
 }
 
 function computeDigest(algorithm: 'sha256' | 'sha512', body: Buffer): string {
@@ -67,8 +91,10 @@ export class ManifestService {
     }
     const parsed = parseManifest(body, contentType);
 
-    const { db, events } = this.deps;
+    const { db, events, scans } = this.deps;
     const repositoryId = await ensureRepositoryId(db, repository);
+    if (scans) await scans.prepare();
+    let scanQueued = false;
     try {
       await db.transaction(async (trx) => {
         const blobDigests = uniqueDigests(parsed.blobs);
@@ -99,6 +125,8 @@ export class ManifestService {
           if (childIds.length > 0) await trx('manifest_children').insert(childIds.map((childId) => ({ parent_id: manifestId, child_id: childId })));
         }
 
+        if (scans) scanQueued = await scans.schedule(trx, { digest, mediaType: parsed.mediaType, blobs: parsed.blobs });
+
         let previousDigest: string | null | undefined;
         if (reference.kind === 'tag') previousDigest = await this.moveTag(trx, repositoryId, reference.tag, manifestId, digest);
         await events.record(
@@ -114,6 +142,7 @@ export class ManifestService {
       }
       throw error;
     }
+    if (scanQueued) scans?.notify();
     return { digest, subject: parsed.subject?.digest ?? null };
   }
 

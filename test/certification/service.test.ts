@@ -11,6 +11,7 @@ import type { RequestContext } from '../../src/context.js';
 import { PolicyService } from '../../src/policy/policy-service.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { CollectingEventSink } from '../helpers/events.js';
+import { recordCleanScan } from '../helpers/scan-state.js';
 
 const context: RequestContext = {
   requestId: 'service-test',
@@ -59,6 +60,7 @@ describe('CertificationService', () => {
       .insert({ repository_id: repositoryRow.id, digest, media_type: 'application/vnd.oci.image.manifest.v1+json', content, size: content.length, reference_count: 0, subject_digest: options.subject ?? null })
       .returning('id');
     if (options.tag) await db('tags').insert({ repository_id: repositoryRow.id, name: options.tag, manifest_id: row.id });
+    await recordCleanScan(db, digest);
     return { id: Number(row.id), digest };
   }
 

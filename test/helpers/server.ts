@@ -18,6 +18,7 @@ import type { BlobStore } from '../../src/storage/blob-store.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { createDatabase, type Database } from '../../src/db/database.js';
 import { JobQueue } from '../../src/jobs/queue.js';
+import type { ScanSettings } from '../../src/scan/setup.js';
 
 export interface TestServer {
   /** Base URL, such as http://127.0.0.1:PORT. */
@@ -108,6 +109,8 @@ export interface TestServerOptions {
    * workers on the same database can run them.
    */
   jobs?: boolean;
+  /** Scan job and lease settings in place of the defaults, such as short retry delays. */
+  scanSettings?: ScanSettings;
 }
 
 /** Returns S3 settings from the environment, or null when S3_ENDPOINT is unset. */
@@ -173,7 +176,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     blockedRegistries: options.blockedRegistries ?? defaults.blockedRegistries,
   };
   const jobs = new JobQueue({ connectionString: databaseUrl, logger, workers: options.jobs === true, pollingIntervalSeconds: 0.5 });
-  const app = createApp({ config, db, store: opened.store, logger, auth, events, jobs });
+  const app = createApp({ config, db, store: opened.store, logger, auth, events, jobs, ...(options.scanSettings ? { scanSettings: options.scanSettings } : {}) });
   if (options.jobs === true) await jobs.start();
   const server: Server = await new Promise((resolve) => {
     const listening = app.express.listen(0, '127.0.0.1', () => resolve(listening));

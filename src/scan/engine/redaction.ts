@@ -1,0 +1,56 @@
+import { createHash } from 'node:crypto';
+import { SEVERITIES, type DetectorId } from './detectors.js';
+import { isPublishedSecret } from './published-secrets.js';
+import type { Finding } from './types.js';
+
+/** The sha256 hex of a secret, computed once so that neither the preview nor the fingerprint needs the secret again. */
+export interface SecretDigest {
+  /** At most 4 leading characters of the secret, fewer for short secrets. */
+  prefix: string;
+  sha256: string;
+}
+
+/** Digests a secret string, keeping at most a quarter of it (and never more than 4 characters) as the preview prefix. */
+export function digestSecret(secret: string): SecretDigest {
+  const shown = Math.min(4, Math.floor(secret.length / 4));
+  return { prefix: secret.slice(0, shown), sha256: createHash('sha256').update(secret, 'latin1').digest('hex') };
+}
+
+/** Collects findings for one layer or config, dropping a second report of the same secret on the same line. */
+export class FindingCollector {
+  readonly findings: Finding[] = [];
+  private readonly seen = new Set<string>();
+
+  constructor(readonly layer: string) {}
+
+  add(detector: DetectorId, path: string | null, line: number | null, secret: string | SecretDigest): void {
+    const digest = typeof secret === 'string' ? digestSecret(secret) : secret;
+    if (isPublishedSecret(digest.sha256)) return;
+    const key = `${path ?? ''}\0${line ?? ''}\0${digest.sha256}`;
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+
+    const fingerprint = createHash('sha256')
+      .update([detector, this.layer, path ?? '', line === null ? '' : String(line), digest.sha256].join('\0'))
+      .digest('hex');
+    this.findings.push({
+      layer: this.layer,
+      path,
+      line,
+      detector,
+      severity: SEVERITIES[detector],
+      preview: `${digest.prefix}…(sha256:${digest.sha256.slice(0, 12)})`,
+      fingerprint,
+    });
+  }
+
+  /** Removes the findings of one detector on one line, when a more specific finding replaces them. */
+  remove(path: string | null, line: number, detectors: readonly DetectorId[]): void {
+    for (let i = this.findings.length - 1; i >= 0; i--) {
+      const finding = this.findings[i]!;
+      if (finding.path === path && finding.line === line && (detectors as readonly string[]).includes(finding.detector)) {
+        this.findings.splice(i, 1);
+      }
+    }
+  }
+}

@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ScanInputError, scanImageConfig, type Finding } from '../../../src/scan/engine/index.js';
+import * as fixtures from './helpers.js';
+
+function scan(document: unknown): Finding[] {
+  return scanImageConfig(Buffer.from(JSON.stringify(document)));
+}
+
+function summary(findings: Finding[]): Array<[string | null, string]> {
+  return findings.map((f) => [f.path, f.detector]);
+}
+
+describe('scanImageConfig', () => {
+  it('reports Env secrets by name', () => {
+    const findings = scan({ config: { Env: ['PATH=/usr/bin', `DB_PASSWORD=${fixtures.randomToken(12)}`, `my_api_key=${fixtures.randomToken(20)}`, `GH_TOKEN=${fixtures.randomToken(20)}`] } });
+    assert.deepEqual(summary(findings), [['Env[1]', 'config-env-secret'], ['Env[2]', 'config-env-secret'], ['Env[3]', 'config-env-secret']]);
+    assert.equal(findings[0]!.layer, 'config');
+    assert.equal(findings[0]!.severity, 'high');
+  });
+
+  it('ignores Env placeholders, paths and settings', () => {
+    const env = ['PASSWORD_FILE=/run/secrets/db', 'TOKEN_URL=https://auth.corp/token', 'SECRET_NAME=db', 'DB_PASSWORD=', 'API_KEY=changeme', 'TOKEN=${TOKEN}', 'GPG_KEY=A035C8C19219BA821ECEA86B64E628F8D684696D', 'PWD=/app', 'SECRET_KEY=<secret>', 'JWT_SECRET=***'];
+    assert.deepEqual(scan({ config: { Env: env } }), []);
+  });
+
+  it('reports tokens in Env values of any name', () => {
+    assert.deepEqual(summary(scan({ config: { Env: [`UPSTREAM=ghp_${fixtures.randomToken(36)}`] } })), [['Env[0]', 'github-token']]);
+  });
+
+  it('reports secrets in Cmd and Entrypoint', () => {
+    const findings = scan({ config: { Entrypoint: ['/app', '--password', fixtures.randomToken(12)], Cmd: [`--token=${fixtures.randomToken(16)}`] } });
+    assert.deepEqual(summary(findings), [['Cmd[0]', 'config-command-secret'], ['Entrypoint[2]', 'config-command-secret']]);
+  });
+
+  it('reports secret labels', () => {
+    const findings = scan({ config: { Labels: { 'org.opencontainers.image.source': 'https://git.corp/x', 'deploy.token': fixtures.randomToken(20) } } });
+    assert.deepEqual(summary(findings), [['Labels.deploy.token', 'config-label-secret']]);
+  });
+
+  it('reports secrets in history', () => {
+    const history = [
+      { created_by: '/bin/sh -c #(nop) ADD file:abc in / ' },
+      { created_by: `/bin/sh -c echo "password=${fixtures.randomToken(10)}" > /etc/app.conf` },
+      { created_by: `|1 NPM_TOKEN=${fixtures.randomToken(16)} /bin/sh -c npm ci` },
+      { created_by: `ENV DB_PASSWORD=${fixtures.randomToken(10)}` },
+      { created_by: `/bin/sh -c #(nop)  ENV ADMIN_PASSWORD ${fixtures.randomToken(10)}` },
+      { created_by: 'RUN /bin/sh -c apt-get update && apt-get install -y curl # buildkit', empty_layer: false },
+      { created_by: 'ARG NPM_TOKEN' },
+    ];
+    assert.deepEqual(summary(scan({ history })), [
+      ['history[1].created_by', 'config-history-secret'],
+      ['history[2].created_by', 'config-history-secret'],
+      ['history[3].created_by', 'config-history-secret'],
+      ['history[4].created_by', 'config-history-secret'],
+    ]);
+  });
+
+  it('reports a key in a history heredoc on its line', () => {
+    const findings = scan({ history: [{ created_by: `RUN <<EOF\ncat > /k <<KEY\n${fixtures.ecPkcs8Pem()}KEY\nEOF` }] });
+    assert.deepEqual(findings.map((f) => [f.detector, f.line]), [['private-key-pkcs8', 3]]);
+  });
+
+  it('throws ScanInputError on non-JSON', () => {
+    assert.throws(() => scanImageConfig(Buffer.from('not json')), ScanInputError);
+  });
+
+  it('throws ScanInputError on a JSON array', () => {
+    assert.throws(() => scanImageConfig(Buffer.from('[]')), ScanInputError);
+  });
+
+  it('never includes the secret in findings', () => {
+    const secret = fixtures.randomToken(24);
+    const findings = scan({ config: { Env: [`DB_PASSWORD=${secret}`] }, history: [{ created_by: `ENV DB_PASSWORD=${secret}` }] });
+    assert.equal(findings.length, 2);
+    assert.ok(!JSON.stringify(findings).includes(secret));
+  });
+});
