@@ -41,6 +41,8 @@ export interface AppDependencies {
 export interface App {
   express: express.Express;
   uploads: UploadService;
+  /** Queues again the secret scans whose runs died; returns their digests. */
+  recoverScans(): Promise<string[]>;
 }
 
 /** Composition root: wires the domain services to the HTTP routes. */
@@ -96,5 +98,5 @@ export function createApp(dependencies: AppDependencies): App {
   // Last among the /api/v1 routers, because it returns 404 for every unknown API path.
   app.use('/api/v1', createManagementRouter({ db, authenticator: auth.authenticator, events, logger }));
   app.use(errorHandler);
-  return { express: app, uploads };
+  return { express: app, uploads, recoverScans: () => scans.queue.recoverAbandoned(db) };
 }

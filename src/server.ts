@@ -12,8 +12,18 @@ import { ensureBootstrapAdmin } from './auth/bootstrap.js';
 import { createAuthServices } from './auth/setup.js';
 import { JobQueue } from './jobs/queue.js';
 
-/** How often the audit backlog is retried and month partitions are created ahead, in milliseconds. */
-const AUDIT_MAINTENANCE_INTERVAL_MS = 60_000;
+/** How often the audit backlog is retried, month partitions are created ahead and dead scan runs are queued again, in milliseconds. */
+const MAINTENANCE_INTERVAL_MS = 60_000;
+
+/** Queues again the secret scans whose runs died, and logs what it did. */
+async function recoverScans(app: { recoverScans(): Promise<string[]> }, logger: pino.Logger): Promise<void> {
+  try {
+    const digests = await app.recoverScans();
+    if (digests.length > 0) logger.warn({ digests }, 'secret scans whose runs stopped were queued again');
+  } catch (error) {
+    logger.error({ err: error }, 'queueing abandoned secret scans again failed');
+  }
+}
 
 /** The gateway's version, recorded on its start event. */
 const GATEWAY_VERSION = process.env.npm_package_version ?? 'unknown';
@@ -69,7 +79,7 @@ export async function startGateway(config: Config, logger: pino.Logger): Promise
   let server: Server;
   let closeStore: () => void;
   let purgeTimer: NodeJS.Timeout;
-  let auditTimer: NodeJS.Timeout;
+  let maintenanceTimer: NodeJS.Timeout;
   const auditWriter = new AuditWriter(db, logger);
   try {
     await migrateToLatest(db, logger);
@@ -91,11 +101,13 @@ export async function startGateway(config: Config, logger: pino.Logger): Promise
       app.uploads.purgeStale(config.uploads.sessionTtlSeconds).catch((error: unknown) => logger.error({ err: error }, 'purging stale upload sessions failed'));
     }, config.uploads.purgeIntervalSeconds * 1000);
     purgeTimer.unref();
-    // Writes events kept after a failed write, and creates month partitions ahead of time.
-    auditTimer = setInterval(() => {
+    await recoverScans(app, logger);
+    // Writes audit events kept after a failed write, creates month partitions ahead of time, and resumes scans whose runs died.
+    maintenanceTimer = setInterval(() => {
       void auditWriter.drain().then(() => maintainAuditPartitions(db, logger));
-    }, AUDIT_MAINTENANCE_INTERVAL_MS);
-    auditTimer.unref();
+      void recoverScans(app, logger);
+    }, MAINTENANCE_INTERVAL_MS);
+    maintenanceTimer.unref();
   } catch (error) {
     await stopDatabase().catch((stopError: unknown) => logger.warn({ err: stopError }, 'stopping the database after a failed start failed'));
     throw error;
@@ -119,7 +131,7 @@ export async function startGateway(config: Config, logger: pino.Logger): Promise
     stop: async () => {
       logger.info('stopping');
       clearInterval(purgeTimer);
-      clearInterval(auditTimer);
+      clearInterval(maintenanceTimer);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();

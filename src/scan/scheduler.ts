@@ -100,6 +100,22 @@ export class ScanQueue implements ScanScheduler {
     return true;
   }
 
+  /**
+   * Queues again every scan whose run stopped renewing its lease, as a killed
+   * process leaves it, so the scan resumes without waiting for the job's own
+   * expiry. Returns the digests queued again.
+   */
+  async recoverAbandoned(db: Knex): Promise<string[]> {
+    return db.transaction(async (trx) => {
+      const rows: Array<{ digest: string }> = await trx('scans').where({ state: 'scanning' }).andWhere('lease_expires_at', '<=', trx.fn.now()).forUpdate().skipLocked().select('digest');
+      for (const row of rows) {
+        await trx('scans').where({ digest: row.digest }).update({ state: 'queued', lease_owner: null, lease_expires_at: null, updated_at: trx.fn.now() });
+        await this.queue.send<ScanJobData>(SCAN_JOB, { digest: row.digest }, { transaction: trx, expireInSeconds: MIN_SCAN_EXPIRY_SECONDS });
+      }
+      return rows.map((row) => row.digest);
+    });
+  }
+
   /** Wakes this process's idle scan workers, after the transaction that queued a scan committed. */
   notify(): void {
     if (this.queue.hasWorkers) this.queue.notify(SCAN_JOB);

@@ -88,13 +88,14 @@ export async function scanLayer(
     await feeding;
   } catch (error) {
     await feeding.catch(() => undefined);
-    if (signal?.aborted) throw signal.reason;
-    if (inputError !== undefined) throw inputError;
     if (!stop.reason) stop.reason = describeFailure(head.compression, error);
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
-  if (signal?.aborted) throw signal.reason;
+  if (signal?.aborted) {
+    destroyInput(input);
+    throw signal.reason;
+  }
   if (inputError !== undefined) throw inputError;
 
   if (stop.reason) {

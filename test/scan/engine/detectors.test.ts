@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { scanLayer, type Finding } from '../../../src/scan/engine/index.js';
 import * as fixtures from './helpers.js';
@@ -141,6 +142,13 @@ describe('token detectors', () => {
   it('ignores the jwt.io example token', async () => {
     const example = 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c';
     assert.deepEqual(await scanFile('docs/jwt.md', example), []);
+  });
+
+  it('ignores a JWT signed with the key secret', async () => {
+    const header = Buffer.from('{"alg":"HS256","typ":"JWT"}').toString('base64url');
+    const payload = Buffer.from('{"some":"payload"}').toString('base64url');
+    const signature = createHmac('sha256', 'secret').update(`${header}.${payload}`).digest('base64url');
+    assert.deepEqual(await scanFile('docs/jwt.rst', `    ${header}.${payload}.${signature}\n`), []);
   });
 
   it('ignores three dotted base64 parts without a JSON header', async () => {

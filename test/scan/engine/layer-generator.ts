@@ -29,7 +29,9 @@ function textPool(next: () => number): Buffer {
     const tokens: string[] = [];
     for (let i = 0; i < count; i++) {
       const r = next();
-      tokens.push(r < 0.45 ? words[Math.floor(next() * words.length)]! : r < 0.9 ? keywords[Math.floor(next() * keywords.length)]! : String(Math.floor(next() * 100000)));
+      if (r < 0.45) tokens.push(words[Math.floor(next() * words.length)]!);
+      else if (r < 0.9) tokens.push(keywords[Math.floor(next() * keywords.length)]!);
+      else tokens.push(String(Math.floor(next() * 100000)));
     }
     const line = `${indent}${tokens.join(' ')}\n`;
     lines.push(line);

@@ -125,7 +125,6 @@ describe('scanLayer', () => {
       while (!controller.signal.aborted) {
         if (!sink.write(line)) await new Promise((resolve) => { sink.once('drain', () => resolve(undefined)); controller.signal.addEventListener('abort', () => resolve(undefined)); });
       }
-      pack.destroy();
     })();
     setTimeout(() => controller.abort(new Error('scan cancelled')), 200);
     await assert.rejects(scanLayer(Readable.from(pack).pipe(createGzip({ level: 1 })), GZIP, 'sha256:abort', LIMITS, controller.signal), /scan cancelled/);
