@@ -38,6 +38,8 @@ function dotenvValue(raw: string): string {
 export function detectFormatLine(kind: Exclude<FileKind, 'generic'>, line: string, emit: Emit): void {
   switch (kind) {
     case 'dotenv': {
+      // The token detectors go first, so a value of a known format (an AWS secret key, a GitHub token) gets that detector and not dotenv-secret.
+      detectTokens(line, emit);
       const m = DOTENV_LINE.exec(line);
       if (m && isSecretName(m[1]!)) {
         const value = dotenvValue(m[2]!);
