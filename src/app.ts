@@ -19,6 +19,7 @@ import type { AuthServices } from './auth/setup.js';
 import { createTokenRouter } from './auth/http/token-routes.js';
 import { createManagementRouter } from './api/router.js';
 import { createCertificationRouter } from './api/certification-router.js';
+import { createAuditRouter } from './api/audit-router.js';
 import { createImportApiRouter } from './api/import-router.js';
 import type { JobQueue } from './jobs/queue.js';
 import { createImportServices } from './upstream/setup.js';
@@ -94,6 +95,7 @@ export function createApp(dependencies: AppDependencies): App {
   app.use('/api/v1', createImportApiRouter({ authenticator: auth.authenticator, ...importServices }));
   // Before any other /api/v1 router that ends in a catch-all 404, which would shadow these routes.
   app.use('/api/v1', createCertificationRouter({ db, authenticator: auth.authenticator, events, logger }));
+  app.use('/api/v1', createAuditRouter({ db, authenticator: auth.authenticator }));
   app.use('/api/v1', createScanApiRouter({ authenticator: auth.authenticator, scans: scans.service }));
   // Last among the /api/v1 routers, because it returns 404 for every unknown API path.
   app.use('/api/v1', createManagementRouter({ db, authenticator: auth.authenticator, events, logger }));

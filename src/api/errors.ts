@@ -9,6 +9,7 @@ export const API_ERROR_CODES = {
   UNAUTHORIZED: { status: 401, message: 'authentication required' },
   FORBIDDEN: { status: 403, message: 'the caller may not do this' },
   NOT_FOUND: { status: 404, message: 'not found' },
+  NOT_ACCEPTABLE: { status: 406, message: 'none of the media types in Accept can be returned' },
   CONFLICT: { status: 409, message: 'the request conflicts with the current state' },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'the request body is too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'the request body has an unsupported encoding or character set' },

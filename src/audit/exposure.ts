@@ -24,7 +24,7 @@ export interface PullerSummary {
   repositories: string[];
 }
 
-/** Who pulled a digest: a summary per actor and the newest pull events. */
+/** Report of the pulls of a digest: a summary per actor and the newest pull events. */
 export interface PullsReport {
   digest: string;
   repository: string | null;
@@ -43,7 +43,7 @@ export interface ExposureIncident {
   seq: number;
   occurredAt: Date;
   kind: 'revocation' | 'rejection';
-  /** Who revoked or rejected. */
+  /** The subject that revoked or rejected. */
   actor: string | null;
   /** The role that rejected; null for a revocation. */
   role: string | null;
@@ -175,7 +175,9 @@ async function incidentsOf(db: Knex, repository: string, digest: string): Promis
  *
  * NOTE: only pulls of the digest itself count. A child manifest of a revoked
  * index, or an attachment, pulled by its own digest is not listed, although
- * its pull event names the index in `details.certifiedDigest`.
+ * its pull event names the index in `details.certifiedDigest`. The window is
+ * cut by sequence number, so a pull that the gate allowed just before the
+ * revocation but whose event was appended after it is not listed.
  */
 export async function exposureOf(db: Knex, target: { repository: string; digest: string }): Promise<ExposureReport> {
   const incidents = await incidentsOf(db, target.repository, target.digest);

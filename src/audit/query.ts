@@ -8,7 +8,7 @@ export const DEFAULT_QUERY_LIMIT = 100;
 /** Largest page of an event query. */
 export const MAX_QUERY_LIMIT = 1000;
 
-/** Rows that an export reads per query; it holds one batch in memory at a time. */
+/** Rows that an export reads per query, so it keeps one batch in memory at a time. */
 export const EXPORT_BATCH_SIZE = 1000;
 
 /** Conditions an event must meet; every condition given must hold. */

@@ -7,7 +7,7 @@ export const DEFAULT_GATEWAY_URL = 'http://127.0.0.1:5000';
 /** How long one HTTP request to the gateway may take, in milliseconds. */
 const REQUEST_TIMEOUT_MS = 30_000;
 
-interface ConnectionOptions {
+export interface ConnectionOptions {
   url: string;
   json?: boolean;
 }
@@ -45,7 +45,7 @@ interface StatusBody {
  * /token and Basic credentials, and sends the token as Bearer afterwards,
  * so the password is hashed once per command.
  */
-class GatewayClient {
+export class GatewayClient {
   private token: string | null = null;
 
   constructor(
@@ -66,6 +66,26 @@ class GatewayClient {
     return parsed;
   }
 
+  /**
+   * Sends a GET to /api/v1 that accepts `accept`, and returns the response
+   * with its body unread, for callers that stream it. Throws CommandError
+   * with the API's message on an error status.
+   */
+  async open(path: string, accept: string): Promise<Response> {
+    const token = await this.fetchToken();
+    // The time limit covers the wait for the status line only, because an export may stream for longer.
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new Error(`no response within ${REQUEST_TIMEOUT_MS / 1000} s`)), REQUEST_TIMEOUT_MS);
+    let response: Response;
+    try {
+      response = await this.send(new URL(`api/v1${path}`, this.baseUrl), { method: 'GET', headers: { Authorization: `Bearer ${token}`, Accept: accept } }, controller.signal);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!response.ok) throw apiFailure(response, await readJson(response));
+    return response;
+  }
+
   private async fetchToken(): Promise<string> {
     if (this.token !== null) return this.token;
     const basic = Buffer.from(`${this.login.username}:${this.login.password}`).toString('base64');
@@ -79,9 +99,9 @@ class GatewayClient {
     return this.token;
   }
 
-  private async send(url: URL, init: RequestInit): Promise<Response> {
+  private async send(url: URL, init: RequestInit, signal: AbortSignal = AbortSignal.timeout(REQUEST_TIMEOUT_MS)): Promise<Response> {
     try {
-      return await fetch(url, { ...init, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+      return await fetch(url, { ...init, signal });
     } catch (error) {
       // fetch reports network failures as "fetch failed" with the socket error as its cause.
       let cause = String(error);
@@ -120,7 +140,7 @@ function parseGatewayUrl(text: string): URL {
   return url;
 }
 
-function clientOf(options: ConnectionOptions): GatewayClient {
+export function clientOf(options: ConnectionOptions): GatewayClient {
   const username = process.env.PORTCULLIS_USERNAME;
   const password = process.env.PORTCULLIS_PASSWORD;
   if (!username || !password) {
@@ -188,7 +208,7 @@ function formatStatus(status: StatusBody): string {
 }
 
 /** Runs one command; an expected failure is one line on standard error with exit status 1. */
-async function runCommand(work: () => Promise<void>): Promise<void> {
+export async function runCommand(work: () => Promise<void>): Promise<void> {
   try {
     await work();
   } catch (error) {
@@ -201,7 +221,7 @@ async function runCommand(work: () => Promise<void>): Promise<void> {
   }
 }
 
-function connectionOptions(command: Command): Command {
+export function connectionOptions(command: Command): Command {
   return command
     .addOption(new Option('--url <url>', 'URL of the gateway').env('PORTCULLIS_URL').default(DEFAULT_GATEWAY_URL))
     .option('--json', 'print the API response as JSON instead of text');

@@ -4,6 +4,8 @@ import { createLogger } from '../logger.js';
 import { withCommandDatabase } from './database.js';
 import { registerAccountCommands } from './accounts.js';
 import { registerCertificationCommands } from './certification-commands.js';
+import { registerAuditCommands } from './audit-commands.js';
+import { registerAuditRetentionCommands } from './audit-retention.js';
 
 function loadConfigOrExit(): ReturnType<typeof loadConfig> {
   try {
@@ -61,5 +63,6 @@ program
 
 registerAccountCommands(program, loadConfigOrExit);
 registerCertificationCommands(program);
+registerAuditRetentionCommands(registerAuditCommands(program), loadConfigOrExit);
 
 await program.parseAsync(process.argv);

@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+import { linkEvents } from '../../src/audit/chain.js';
+import { emptyInput, ensurePartitions, insertLinkedEvents } from '../../src/audit/store.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+
+const BIN = fileURLToPath(new URL('../../bin/portcullis.js', import.meta.url));
+
+function runCli(databaseUrl: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('portcullis audit archive and verify-archive', () => {
+  let database: TestDatabase;
+  let directory: string;
+  let archive: { code: number | null; stdout: string; stderr: string };
+
+  before(async () => {
+    database = await createTestDatabase();
+    directory = await mkdtemp(path.join(os.tmpdir(), 'portcullis-archive-cli-'));
+    await ensurePartitions(database.db, new Date('2026-01-10T00:00:00Z'), 0);
+    await database.db.transaction(async (trx) => {
+      const inputs = Array.from({ length: 5 }, () => ({ ...emptyInput('manifest.pull', 'r1'), repository: 'team/app' }));
+      await insertLinkedEvents(trx, linkEvents(inputs, 0, '0'.repeat(64), new Date('2026-01-10T08:00:00Z')));
+    });
+    archive = await runCli(database.url, ['audit', 'archive', '--before', '2026-02-01', '--out', directory]);
+  });
+
+  after(async () => {
+    await database.drop();
+    await rm(directory, { recursive: true, force: true });
+  });
+
+  test('archive exits with status 0', () => {
+    assert.equal(archive.code, 0, archive.stderr);
+  });
+
+  test('archive prints the partition and its event count', () => {
+    assert.match(archive.stdout, /audit_events_2026_01: 5 events \(1 to 5\)/);
+  });
+
+  test('archive writes one file', async () => {
+    assert.deepEqual(await readdir(directory), ['audit_events_2026_01.ndjson']);
+  });
+
+  test('verify-archive accepts the written file', async () => {
+    const result = await runCli(database.url, ['audit', 'verify-archive', path.join(directory, 'audit_events_2026_01.ndjson')]);
+    assert.equal(result.code, 0, result.stdout);
+  });
+
+  test('verify-archive exits with status 1 for a broken file', async () => {
+    const broken = path.join(directory, 'broken.ndjson');
+    await writeFile(broken, '{"format":"something-else"}\n');
+    assert.equal((await runCli(database.url, ['audit', 'verify-archive', broken])).code, 1);
+  });
+
+  test('archive rejects an invalid date', async () => {
+    const result = await runCli(database.url, ['audit', 'archive', '--before', 'next tuesday', '--out', directory]);
+    assert.deepEqual([result.code, /invalid --before value/.test(result.stderr)], [1, true]);
+  });
+});
