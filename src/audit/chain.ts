@@ -9,10 +9,10 @@ export type AuditActorKind = (typeof AUDIT_ACTOR_KINDS)[number];
 export const AUDIT_DECISIONS = ['allowed', 'denied', 'would-deny'] as const;
 export type AuditDecision = (typeof AUDIT_DECISIONS)[number];
 
-/** JSON values that event details may hold. */
+/** JSON values that event details may contain. */
 export type DetailValue = string | number | boolean | null | DetailValue[] | { [key: string]: DetailValue };
 
-/** An event's facts as the gateway knows them before the chain numbers it. */
+/** Facts of an event before the chain numbers it. */
 export interface AuditEventInput {
   action: string;
   actorKind: AuditActorKind;
@@ -51,11 +51,11 @@ export function canonicalJson(value: DetailValue | undefined): string {
     const keys = Object.keys(value).filter((key) => value[key] !== undefined).sort();
     return `{${keys.map((key) => `${JSON.stringify(key)}:${canonicalJson(value[key])}`).join(',')}}`;
   }
-  if (typeof value === 'number' && !Number.isFinite(value)) throw new TypeError('audit details may not hold a non-finite number');
+  if (typeof value === 'number' && !Number.isFinite(value)) throw new TypeError('audit details may not contain a non-finite number');
   return JSON.stringify(value);
 }
 
-/** The canonical content of an event: every stored field except the hashes. */
+/** Returns the canonical content of an event: every stored field except the hashes. */
 export function canonicalContent(event: AuditEventInput & { seq: number; occurredAt: Date }): string {
   return canonicalJson({
     seq: event.seq,
@@ -85,12 +85,12 @@ function sha256Hex(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
-/** The sha256 of an event's canonical content, in hex. */
+/** Returns the sha256 of an event's canonical content, in hex. */
 export function contentHashOf(event: AuditEventInput & { seq: number; occurredAt: Date }): string {
   return sha256Hex(canonicalContent(event));
 }
 
-/** The chained hash of an event: sha256 over the previous event's hash and this event's content hash. */
+/** Returns the chained hash of an event: sha256 over the previous event's hash and this event's content hash. */
 export function chainHash(prevHash: string, contentHash: string): string {
   return sha256Hex(`${prevHash}\n${contentHash}`);
 }

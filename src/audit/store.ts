@@ -146,7 +146,7 @@ export function emptyInput(action: string, replica: string): AuditEventInput {
   };
 }
 
-/** The month partition that holds a time: its name and its range [start, end). */
+/** Returns the month partition that contains a time: its name and its range [start, end). */
 export function monthPartition(time: Date): { name: string; start: Date; end: Date } {
   const year = time.getUTCFullYear();
   const month = time.getUTCMonth();
