@@ -95,7 +95,7 @@ try {
   const tokenResponse = await fetch(`${setup.url}/token?service=portcullis&scope=repository:${REPOSITORY}:pull`, { headers: { Authorization: `Basic ${Buffer.from('puller:bench-puller').toString('base64')}` } });
   const { token } = (await tokenResponse.json()) as { token: string };
   const check = await fetch(`${setup.url}/v2/${REPOSITORY}/manifests/${digest}`, { headers: { Authorization: `Bearer ${token}` } });
-  if (check.status !== 200) throw new Error(`the benchmark pull is refused: ${check.status} ${await check.text()}`);
+  if (check.status !== 200) throw new Error(`the benchmark pull was rejected: ${check.status} ${await check.text()}`);
   await stopServer(setup.child);
 
   const results: Array<{ mode: 'audit' | 'off'; requestsPerSecond: number; p99: number; errors: number }> = [];

@@ -10,8 +10,8 @@ export interface AuditSinkOptions {
   /** Name of this gateway process, stored on every event. */
   replica: string;
   /**
-   * When true, a pull whose events cannot be written is served anyway and
-   * the events are kept for a later write; this covers the pull, its denial,
+   * When true, a pull whose events cannot be written is served anyway, and
+   * the events are kept for a later write. This covers the pull, its denial,
    * and the login or token issue before it. Every other request fails closed.
    */
   failOpenPulls: boolean;
@@ -144,8 +144,8 @@ export function auditInputOf(context: RequestContext, event: RegistryEvent, repl
 
 /**
  * Records registry events on the audit trail. A change's event is appended in
- * the change's own transaction, so both commit or neither does; any other
- * event is group-committed and the request waits for the commit. An event
+ * the change's own transaction, so both commit or neither does. Any other
+ * event is group-committed, and the request waits for the commit. An event
  * that cannot be written fails its request with 503 UNAVAILABLE, except a
  * pull when the operator chose to serve pulls anyway.
  */
@@ -163,8 +163,8 @@ export class AuditEventSink implements RegistryEventSink {
       else if (this.options.failOpenPulls && isPullRelated(event)) await this.writer.appendDetached(input);
       else await this.writer.append(input);
     } catch (error) {
-      context.logger.error({ err: error, action: event.action }, 'audit event could not be written; the request is refused');
-      throw new RegistryError('UNAVAILABLE', 'the audit trail cannot be written at the moment, so the request was refused; retry later');
+      context.logger.error({ err: error, action: event.action }, 'audit event could not be written, so the request was rejected');
+      throw new RegistryError('UNAVAILABLE', 'the audit trail cannot be written at the moment, so the request was rejected; retry later');
     }
     await this.next?.record(context, event, transaction);
   }

@@ -9,7 +9,7 @@ import { GENESIS_HASH, type AuditEvent } from './chain.js';
 import { appendEvents, AUDIT_EVENT_COLUMNS, emptyInput, eventOfRow, type AuditEventRow } from './store.js';
 import { checkEvent, type ChainProblem } from './verify.js';
 
-/** First line of an archive file: what it holds and the chain hashes at its edges. */
+/** First line of an archive file: what it contains and the chain hashes at its edges. */
 export interface ArchiveHeader {
   format: typeof ARCHIVE_FORMAT;
   partition: string;
@@ -27,7 +27,7 @@ export interface ArchiveHeader {
 
 export const ARCHIVE_FORMAT = 'portcullis-audit-archive/1';
 
-/** What retention did to one partition. */
+/** Result of archiving one partition. */
 export interface ArchivedPartition {
   partition: string;
   file: string;
@@ -81,8 +81,11 @@ async function exportPartition(db: Knex, partition: { name: string; start: Date;
   const bounds: { first: number | null; last: number | null; count: string } | undefined = await db(partition.name).first(db.raw('min(seq) as first'), db.raw('max(seq) as last'), db.raw('count(*) as count'));
   const firstSeq = bounds?.first === null || bounds?.first === undefined ? null : Number(bounds.first);
   const lastSeq = bounds?.last === null || bounds?.last === undefined ? null : Number(bounds.last);
-  const prevHash = firstSeq === null ? null : firstSeq === 1 ? GENESIS_HASH : ((await db('audit_events').where({ seq: firstSeq }).first('prev_hash')) as { prev_hash: string }).prev_hash;
-  const lastHash = lastSeq === null ? null : ((await db('audit_events').where({ seq: lastSeq }).first('hash')) as { hash: string }).hash;
+  let prevHash: string | null = null;
+  if (firstSeq === 1) prevHash = GENESIS_HASH;
+  else if (firstSeq !== null) prevHash = ((await db('audit_events').where({ seq: firstSeq }).first('prev_hash')) as { prev_hash: string }).prev_hash;
+  let lastHash: string | null = null;
+  if (lastSeq !== null) lastHash = ((await db('audit_events').where({ seq: lastSeq }).first('hash')) as { hash: string }).hash;
   const header: ArchiveHeader = {
     format: ARCHIVE_FORMAT,
     partition: partition.name,
@@ -135,9 +138,9 @@ async function assertOldest(db: Knex, partition: string): Promise<void> {
 /**
  * Archives and drops every month partition that ends on or before `before`,
  * oldest first. Each partition is written to `<directory>/<partition>.ndjson`
- * (a header line with the chain hashes at its edges, then one event per
- * line) and flushed to disk; then, in one transaction, the archive is
- * recorded in `audit_archives`, the partition is detached and dropped, and an
+ * and flushed to disk: a header line with the chain hashes at its edges, then
+ * one event per line. Then, in one transaction, the archive is recorded in
+ * `audit_archives`, the partition is detached and dropped, and an
  * `audit.archive` event is appended. Only the oldest events may go, so a
  * partition with older events left elsewhere is refused.
  */
@@ -244,7 +247,7 @@ export async function verifyArchiveFile(file: string): Promise<ArchiveFileReport
   const sha256 = hash.digest('hex');
   if (!problem && header === null) problem = { seq: null, kind: 'format', message: 'the file is empty' };
   if (!problem && header !== null) {
-    if (checked !== header.events) problem = { seq: null, kind: 'edge', message: `the header announces ${header.events} events, the file holds ${checked}` };
+    if (checked !== header.events) problem = { seq: null, kind: 'edge', message: `the header announces ${header.events} events, but the file contains ${checked}` };
     else if (header.lastSeq !== null && prevHash !== header.lastHash) problem = { seq: null, kind: 'edge', message: 'the last event does not end at the hash the header records' };
   }
   return { ok: problem === null, header, checked, sha256, problem };

@@ -6,7 +6,7 @@ import { logEventSink } from './registry-events.js';
 import { appendEvents, emptyInput, ensurePartitions } from './store.js';
 import { AuditWriter } from './writer.js';
 
-/** The audit settings of a configuration. */
+/** Returns the audit settings of a configuration. */
 export function auditSettingsOf(config: Config): AuditConfig {
   return config.audit;
 }
@@ -31,7 +31,7 @@ export async function startAuditTrail(db: Knex, logger: pino.Logger, settings: A
   if (settings.failOpenPulls) logger.warn('AUDIT_FAIL_OPEN_PULLS is set: pulls are served even when their audit events cannot be written');
 }
 
-/** Creates month partitions ahead of time; the server calls it once a day. */
+/** Creates month partitions ahead of time; the server calls it every minute, and most calls find nothing to create. */
 export async function maintainAuditPartitions(db: Knex, logger: pino.Logger): Promise<void> {
   try {
     const partitions = await ensurePartitions(db, new Date());

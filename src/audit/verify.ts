@@ -10,11 +10,12 @@ export interface VerifyRange {
 }
 
 /**
- * The first fault found: `missing` (an event number with no row), `content`
- * (a row whose fields no longer match its content hash), `link` (a row whose
- * previous hash is not the hash of the event before it), `hash` (a row whose
- * own hash is not derived from its previous and content hashes), or `head`
- * (the chain's recorded end disagrees with its last row).
+ * The first fault found. Its kind is one of:
+ * - `missing`: an event number with no row;
+ * - `content`: a row whose fields no longer match its content hash;
+ * - `link`: a row whose previous hash is not the hash of the event before it;
+ * - `hash`: a row whose own hash is not derived from its previous and content hashes;
+ * - `head`: the chain's recorded end disagrees with its last row.
  */
 export interface ChainProblem {
   seq: number;
@@ -31,7 +32,7 @@ export interface VerifyReport {
   problem: ChainProblem | null;
 }
 
-/** Rows read per query; the walk holds one batch at a time. */
+/** Rows read per query; the walk keeps one batch in memory at a time. */
 const BATCH = 2000;
 
 /** Checks one event against the hash it should follow; returns the fault, if any. */
@@ -52,7 +53,7 @@ export function checkEvent(event: AuditEvent, expectedSeq: number, expectedPrevH
   return null;
 }
 
-/** Where the checked range starts: its first event number and the hash that event must follow. */
+/** Returns where the checked range starts: its first event number and the hash that event must follow. */
 async function anchorOf(db: Knex, range: VerifyRange): Promise<{ seq: number; prevHash: string } | ChainProblem | null> {
   const first = db('audit_events').min<{ seq: number | null }>('seq as seq');
   if (range.from) first.where('occurred_at', '>=', range.from);

@@ -28,7 +28,7 @@ export class AuditUnavailableError extends Error {
  * Appends events outside any other transaction, with group commit: while one
  * transaction appends a batch, new events wait, and the next transaction
  * appends all of them at once. A caller's promise settles when the batch that
- * holds its event has committed or failed.
+ * contains its event has committed or failed.
  *
  * `appendDetached` is for events whose request goes on even when the trail
  * cannot be written: an event whose append failed is kept, up to a bound, and

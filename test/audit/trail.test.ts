@@ -115,24 +115,24 @@ describe('audit trail in PostgreSQL', () => {
   });
 
   describe('append-only rules', () => {
-    test('UPDATE of an audit row is refused', async () => {
+    test('UPDATE of an audit row is rejected', async () => {
       await appendOne(db, 'policy.change');
       await assert.rejects(db('audit_events').update({ repository: 'changed' }).where('seq', '>', 0), /append-only/);
     });
 
-    test('DELETE of an audit row is refused', async () => {
+    test('DELETE of an audit row is rejected', async () => {
       await assert.rejects(db('audit_events').delete().where('seq', '>', 0), /append-only/);
     });
 
-    test('TRUNCATE of the audit table is refused', async () => {
+    test('TRUNCATE of the audit table is rejected', async () => {
       await assert.rejects(db.raw('truncate audit_events'), /append-only/);
     });
 
-    test('TRUNCATE of a month partition is refused', async () => {
+    test('TRUNCATE of a month partition is rejected', async () => {
       await assert.rejects(db.raw(`truncate ${monthPartition(new Date()).name}`), /append-only/);
     });
 
-    test('moving the chain head back is refused', async () => {
+    test('moving the chain head back is rejected', async () => {
       await assert.rejects(db('audit_chain').update({ last_seq: 0 }), /only moves forward/);
     });
   });
