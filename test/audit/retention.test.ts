@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
-import { linkEvents } from '../../src/audit/chain.js';
+import { GENESIS_HASH, linkEvents } from '../../src/audit/chain.js';
 import { archivePartitions, RetentionError, verifyArchiveFile } from '../../src/audit/retention.js';
 import { appendEvents, emptyInput, ensurePartitions, insertLinkedEvents } from '../../src/audit/store.js';
 import { verifyChain } from '../../src/audit/verify.js';
@@ -109,6 +109,37 @@ describe('retention', () => {
     await writeFile(copy, lines.join('\n'));
     const report = await verifyArchiveFile(copy);
     assert.deepEqual([report.problem?.kind, report.problem?.seq], ['missing', 3]);
+  });
+
+  test('verify rejects a forged archive record', async () => {
+    const fresh = await createTestDatabase();
+    try {
+      await ensurePartitions(fresh.db, new Date('2026-01-10T00:00:00Z'));
+      await ensurePartitions(fresh.db, new Date());
+      await appendAt(fresh.db, new Date('2026-01-10T08:00:00Z'), 5);
+      await appendAt(fresh.db, new Date('2026-02-10T08:00:00Z'), 3);
+      const last: { hash: string } = await fresh.db('audit_events').where({ seq: 5 }).first('hash');
+      await fresh.db.raw('alter table audit_events detach partition audit_events_2026_01');
+      await fresh.db.raw('drop table audit_events_2026_01');
+      await fresh.db('audit_archives').insert({
+        partition_name: 'audit_events_2026_01',
+        range_start: new Date('2026-01-01T00:00:00Z'),
+        range_end: new Date('2026-02-01T00:00:00Z'),
+        first_seq: 1,
+        last_seq: 5,
+        prev_hash: GENESIS_HASH,
+        last_hash: last.hash,
+        events: 5,
+        file_name: 'audit_events_2026_01.ndjson',
+        file_sha256: '0'.repeat(64),
+        archived_by: 'mallory',
+      });
+      const report = await verifyChain(fresh.db);
+      assert.equal(report.ok, false);
+      assert.deepEqual([report.problem?.kind, report.problem?.seq], ['missing', 1]);
+    } finally {
+      await fresh.drop();
+    }
   });
 
   test('a partition with older events elsewhere is refused', async () => {

@@ -240,6 +240,46 @@ describe('tampering found by verify', () => {
     }
   });
 
+  /** Copies an event's row with a shifted time and another repository. The primary key (seq, occurred_at) accepts the copy. */
+  async function insertCopy(target: Database, seq: number, shift: string, seqOffset = 0): Promise<void> {
+    await target.raw(
+      `insert into audit_events (seq, occurred_at, action, actor_kind, actor_subject, replica, repository, details, content_hash, prev_hash, hash)
+       select seq + ?, occurred_at + ?::interval, action, actor_kind, 'mallory', replica, 'team/forged', details, content_hash, prev_hash, hash from audit_events where seq = ?`,
+      [seqOffset, shift, seq],
+    );
+  }
+
+  for (const shift of ['1 millisecond', '-1 millisecond']) {
+    test(`verify reports a duplicate event number (${shift})`, async () => {
+      const fresh = await createTestDatabase();
+      try {
+        await ensurePartitions(fresh.db, new Date());
+        for (let index = 0; index < 5; index += 1) await appendOne(fresh.db, `test.${index}`);
+        await insertCopy(fresh.db, 3, shift);
+        const report = await verifyChain(fresh.db);
+        assert.equal(report.ok, false);
+        assert.equal(report.problem?.seq, 3);
+        assert.match(report.problem?.message ?? '', /event 3/);
+      } finally {
+        await fresh.drop();
+      }
+    });
+  }
+
+  test('verify reports a row beyond the head', async () => {
+    const fresh = await createTestDatabase();
+    try {
+      await ensurePartitions(fresh.db, new Date());
+      for (let index = 0; index < 4; index += 1) await appendOne(fresh.db, `test.${index}`);
+      await insertCopy(fresh.db, 4, '0 seconds', 1);
+      const report = await verifyChain(fresh.db);
+      assert.equal(report.ok, false);
+      assert.deepEqual([report.problem?.kind, report.problem?.seq], ['head', 5]);
+    } finally {
+      await fresh.drop();
+    }
+  });
+
   test('an empty trail verifies', async () => {
     const fresh = await createTestDatabase();
     try {
