@@ -63,7 +63,7 @@ export function createApp(dependencies: AppDependencies): App {
     // X-Forwarded-* reach req.protocol and req.host only through the trusted proxies set below.
     baseUrl: (request: Request) => config.publicUrl ?? `${request.protocol}://${request.host}`,
   };
-  const registryAuth = { authenticator: auth.authenticator, service: auth.service, baseUrl: services.baseUrl };
+  const registryAuth = { authenticator: auth.authenticator, service: auth.service, baseUrl: services.baseUrl, events };
   const importServices = createImportServices({ db, events, logger, queue: dependencies.jobs, uploads, manifests: services.manifests });
 
   const app = express();

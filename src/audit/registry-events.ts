@@ -11,7 +11,7 @@ export type RegistryEvent =
   | { action: 'manifest.pull'; repository: string; digest: string; mediaType: string; size: number; tag?: string; certification?: PullCertification }
   | { action: 'manifest.delete'; repository: string; digest: string }
   | { action: 'tag.delete'; repository: string; tag: string; digest: string }
-  | { action: 'pull.denied'; repository: string; kind: 'manifest' | 'blob'; digest: string; tag?: string; reason: string; state?: string; policy?: string }
+  | { action: 'pull.denied'; repository: string; kind: 'manifest' | 'blob'; digest: string | null; tag?: string; reason: string; state?: string; policy?: string }
   | { action: 'auth.login'; subject: string; success: boolean; method: 'basic' | 'token'; reason?: string }
   | { action: 'auth.token'; subject: string; tokenId: string; access: Array<{ type: string; name: string; actions: string[] }>; refresh: boolean }
   | { action: 'account.change'; change: string; target: string; by: string }

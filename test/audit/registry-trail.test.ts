@@ -217,6 +217,28 @@ describe('audit trail of a registry session', () => {
     });
   });
 
+  describe('a pull without a grant', () => {
+    let row: Row | undefined;
+
+    before(async () => {
+      const stranger = new RegistryClient(server.url, await createTestUser(server.db, 'stranger'));
+      assertOciError(await stranger.http.get(`/v2/${repository}/manifests/v1`).set('X-Request-Id', 'no-grant-pull-1'), 403, 'DENIED');
+      row = await lastRow(server.db, { request_id: 'no-grant-pull-1', action: 'pull.denied' });
+    });
+
+    test('is recorded as denied', () => {
+      assert.equal(row?.decision, 'denied');
+    });
+
+    test('records the missing permission as the reason', () => {
+      assert.match(row?.reason ?? '', /stranger lacks the pull/);
+    });
+
+    test('records the tag it asked for', () => {
+      assert.deepEqual([row?.repository, row?.reference, row?.digest], [repository, 'v1', null]);
+    });
+  });
+
   describe('logins', () => {
     test('a failed login is recorded with the name tried', async () => {
       const response = await new RegistryClient(server.url, { username: 'deployer', password: 'wrong' }).http.get('/v2/').set('X-Request-Id', 'bad-login-1');

@@ -1,4 +1,5 @@
 import type { Request, Response } from 'express';
+import type { RegistryEventSink } from '../../audit/registry-events.js';
 import { RegistryError } from '../../errors.js';
 import { contextOf } from '../../http/request-context.js';
 import type { MatchedRoute } from '../../registry/routes.js';
@@ -13,6 +14,8 @@ export interface RegistryAuthOptions {
   service: string;
   /** Returns the external base URL, for the challenge's realm. */
   baseUrl(request: Request): string;
+  /** Receives the denials of pulls that fail for lack of a permission, before the pull gate sees them. */
+  events: RegistryEventSink;
 }
 
 function describeRequirement(requirement: AccessRequirement): string {
@@ -55,6 +58,7 @@ export async function authorizeRegistryRequest(request: Request, response: Respo
     throw new RegistryError('UNAUTHORIZED', 'authentication required: log in to this registry', null, 401, { 'WWW-Authenticate': challenge([]) });
   }
 
+  const events = options.events;
   for (const requirement of need.required) {
     const options = accessOptions(requirement);
     if (options.some((access) => caller.allows(access))) continue;
@@ -67,6 +71,14 @@ export async function authorizeRegistryRequest(request: Request, response: Respo
       });
     }
     const subject = caller.identity.subject;
+    if ((route.kind === 'manifest' || route.kind === 'blob') && (request.method === 'GET' || request.method === 'HEAD')) {
+      const byDigest = route.reference.includes(':');
+      await events.record(
+        context,
+        { action: 'pull.denied', repository: route.name, kind: route.kind, digest: byDigest ? route.reference : null, ...(byDigest ? {} : { tag: route.reference }), reason: `${subject} lacks ${describeRequirement(requirement)}` },
+        null,
+      );
+    }
     throw new RegistryError('DENIED', `requested access to the resource is denied: ${subject} lacks ${describeRequirement(requirement)}; ask an administrator for a grant`, {
       subject,
       type: requirement.type,
