@@ -39,6 +39,8 @@ export interface AuditConfig {
   replica: string;
   /** Serve pulls whose audit event cannot be written, keeping the event for a later write; every other request still fails closed. */
   failOpenPulls: boolean;
+  /** Longest wait for the audit chain's lock before a request fails with 503, in milliseconds. */
+  lockTimeoutMs: number;
 }
 
 /** Rules for the manifests that may be pulled as attachments (signatures, SBOMs, attestations) of a pullable subject. */
@@ -126,6 +128,7 @@ const environmentSchema = z.object({
   EMBEDDED_PG_PORT: portText.default(54329),
   REPLICA_ID: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'expected 1-128 letters, digits, dots, colons, underscores or hyphens').optional(),
   AUDIT_FAIL_OPEN_PULLS: booleanText.optional(),
+  AUDIT_LOCK_TIMEOUT: z.coerce.number({ error: 'expected a number of milliseconds' }).int('expected whole milliseconds').min(100, 'expected at least 100 milliseconds').max(600_000, 'expected at most 600000 milliseconds (10 minutes)').default(5000),
   STORAGE_DRIVER: z.enum(['filesystem', 's3'], { error: 'expected filesystem or s3' }).optional(),
   S3_ENDPOINT: httpUrl.optional(),
   S3_REGION: z.string().min(1).default('us-east-1'),
@@ -247,7 +250,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     attachments: { mediaTypes: attachmentMediaTypes, maxBytes: values.ATTACHMENT_MAX_BYTES },
     blockedRegistries,
-    audit: { replica: values.REPLICA_ID ?? os.hostname(), failOpenPulls: values.AUDIT_FAIL_OPEN_PULLS ?? false },
+    audit: { replica: values.REPLICA_ID ?? os.hostname(), failOpenPulls: values.AUDIT_FAIL_OPEN_PULLS ?? false, lockTimeoutMs: values.AUDIT_LOCK_TIMEOUT },
     logLevel: values.LOG_LEVEL,
   };
 }

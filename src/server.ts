@@ -80,7 +80,7 @@ export async function startGateway(config: Config, logger: pino.Logger): Promise
   let closeStore: () => void;
   let purgeTimer: NodeJS.Timeout;
   let maintenanceTimer: NodeJS.Timeout;
-  const auditWriter = new AuditWriter(db, logger);
+  const auditWriter = new AuditWriter(db, logger, { lockTimeoutMs: config.audit.lockTimeoutMs });
   try {
     await migrateToLatest(db, logger);
     const opened = await openBlobStore(config.storage, logger);

@@ -26,7 +26,7 @@ const logger = pino({ level: 'silent' });
 const defaults = loadConfig({});
 const db = createDatabase(databaseUrl);
 const opened = await openBlobStore({ driver: 'filesystem', rootDir: storageDir }, logger);
-const events = mode === 'audit' ? createAuditSink(db, logger, { replica: 'bench', failOpenPulls: false }) : logEventSink;
+const events = mode === 'audit' ? createAuditSink(db, logger, { replica: 'bench', failOpenPulls: false, lockTimeoutMs: 5000 }) : logEventSink;
 const auth = await createAuthServices(db, defaults.auth, events, logger);
 const jobs = new JobQueue({ connectionString: databaseUrl, logger, workers: false });
 const app = createApp({ config: { publicUrl: null, trustedProxies: [], attachments: defaults.attachments, blockedRegistries: defaults.blockedRegistries }, db, store: opened.store, logger, auth, events, jobs });

@@ -100,8 +100,10 @@ const ROWS_PER_INSERT = 1000;
  * statement of a transaction. The events get the database clock's time,
  * truncated to milliseconds and never earlier than the previous event's.
  */
-export async function appendEvents(trx: Knex.Transaction, inputs: readonly AuditEventInput[]): Promise<AuditEvent[]> {
+export async function appendEvents(trx: Knex.Transaction, inputs: readonly AuditEventInput[], options: { lockTimeoutMs?: number } = {}): Promise<AuditEvent[]> {
   if (inputs.length === 0) return [];
+  // A writer that cannot get the chain head in time fails, so its request gets 503 instead of waiting.
+  if (options.lockTimeoutMs !== undefined) await trx.raw(`set local lock_timeout = ${Math.max(1, Math.floor(options.lockTimeoutMs))}`);
   const head = await trx.raw<{ rows: Array<{ last_seq: number; last_hash: string; now: Date }> }>(
     `select last_seq, last_hash, greatest(date_trunc('milliseconds', clock_timestamp()), coalesce(last_at, '-infinity')) as now
        from audit_chain where id = 1 for update`,

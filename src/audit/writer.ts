@@ -14,7 +14,12 @@ export interface AuditWriterOptions {
   maxBatch?: number;
   /** Events kept for a later attempt after their append failed, when the caller chose not to wait for them. */
   maxBacklog?: number;
+  /** Longest wait for the chain head's lock, in milliseconds; an append that waits longer fails. */
+  lockTimeoutMs?: number;
 }
+
+/** Default longest wait for the chain head's lock, in milliseconds. */
+export const DEFAULT_LOCK_TIMEOUT_MS = 5000;
 
 /** Thrown when an event could not be committed to the audit trail. */
 export class AuditUnavailableError extends Error {
@@ -40,6 +45,7 @@ export class AuditWriter {
   private flushing: Promise<void> | null = null;
   private readonly maxBatch: number;
   private readonly maxBacklog: number;
+  private readonly lockTimeoutMs: number;
   private droppedEvents = 0;
 
   constructor(
@@ -49,6 +55,7 @@ export class AuditWriter {
   ) {
     this.maxBatch = options.maxBatch ?? 500;
     this.maxBacklog = options.maxBacklog ?? 10_000;
+    this.lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
   }
 
   /** Appends an event and resolves once it is committed; rejects with AuditUnavailableError when it is not. */
@@ -73,7 +80,7 @@ export class AuditWriter {
 
   /** Appends events in the caller's transaction, as its last statement; they commit or roll back with it. */
   appendInTransaction(trx: Knex.Transaction, inputs: readonly AuditEventInput[]): Promise<unknown> {
-    return appendEvents(trx, inputs);
+    return appendEvents(trx, inputs, { lockTimeoutMs: this.lockTimeoutMs });
   }
 
   /** Events waiting for a later attempt. */
@@ -114,7 +121,7 @@ export class AuditWriter {
     const backlog = this.backlog.splice(0, Math.max(0, this.maxBatch - batch.length));
     try {
       await this.db.transaction(async (trx) => {
-        await appendEvents(trx, [...backlog, ...batch.map((pending) => pending.input)]);
+        await appendEvents(trx, [...backlog, ...batch.map((pending) => pending.input)], { lockTimeoutMs: this.lockTimeoutMs });
       });
       if (backlog.length > 0) this.logger.info({ events: backlog.length }, 'audit events kept after a failed write are now written');
       for (const pending of batch) pending.resolve();
@@ -130,7 +137,7 @@ export class AuditWriter {
     const backlog = this.backlog.splice(0, this.maxBatch);
     try {
       await this.db.transaction(async (trx) => {
-        await appendEvents(trx, backlog);
+        await appendEvents(trx, backlog, { lockTimeoutMs: this.lockTimeoutMs });
       });
       this.logger.info({ events: backlog.length }, 'audit events kept after a failed write are now written');
     } catch (error) {

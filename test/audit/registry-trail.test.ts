@@ -287,6 +287,27 @@ describe('audit trail of a registry session', () => {
     });
   });
 
+  describe('when the chain head stays locked', () => {
+    test('a pull fails with 503 after the lock timeout', async () => {
+      const impatient = await startTestServer({ shareWith: server, audit: { lockTimeoutMs: 200 } });
+      const client = new RegistryClient(impatient.url, impatient.admin);
+      let release: () => void = () => undefined;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      const holding = server.db.transaction(async (trx) => {
+        await trx.raw('lock table audit_chain in access exclusive mode');
+        await held;
+      });
+      try {
+        // The Basic login is recorded before the pull, and its event meets the lock first.
+        assertOciError(await client.http.get(`/v2/${repository}/manifests/${first.digest}`), 503, 'UNAVAILABLE');
+      } finally {
+        release();
+        await holding;
+        await impatient.close();
+      }
+    });
+  });
+
   describe('with pulls served when the trail cannot be written', () => {
     let open: TestServer;
     let openAdmin: RegistryClient;

@@ -96,7 +96,7 @@ export interface TestServerOptions {
    * Audit trail settings: false runs the server without the audit trail, as
    * benchmarks do for comparison. By default events are written to the trail.
    */
-  audit?: false | { failOpenPulls?: boolean; replica?: string };
+  audit?: false | { failOpenPulls?: boolean; replica?: string; lockTimeoutMs?: number };
   /** Addresses whose X-Forwarded-For headers are trusted. */
   trustedProxies?: string[];
   /** Attachment settings that differ from the defaults. */
@@ -165,7 +165,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const opened = await openBlobStore(storage, logger);
   if (!options.shareWith) await ensurePartitions(db, new Date());
   const replica = (options.audit !== false ? options.audit?.replica : undefined) ?? `test-${randomBytes(3).toString('hex')}`;
-  const auditWriter = options.audit === false ? null : new AuditWriter(db, logger);
+  const auditWriter = options.audit === false ? null : new AuditWriter(db, logger, options.audit?.lockTimeoutMs !== undefined ? { lockTimeoutMs: options.audit.lockTimeoutMs } : {});
   const events = auditWriter === null ? (options.events ?? logEventSink) : new AuditEventSink(auditWriter, { replica, failOpenPulls: (options.audit !== false && options.audit?.failOpenPulls) === true }, options.events ?? logEventSink);
   const auth = await createAuthServices(db, { ...loadConfig({}).auth, ...options.auth }, events, logger);
   const defaults = loadConfig({});
