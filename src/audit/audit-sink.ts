@@ -112,7 +112,7 @@ export function auditInputOf(context: RequestContext, event: RegistryEvent, repl
     case 'auth.login':
       return {
         ...input,
-        ...actorOfSubject(input, event.subject),
+        ...(event.subject === ANONYMOUS_SUBJECT ? {} : actorOfSubject(input, event.subject)),
         reason: event.reason ?? null,
         details: { subject: event.subject, success: event.success, method: event.method },
       };
@@ -121,7 +121,7 @@ export function auditInputOf(context: RequestContext, event: RegistryEvent, repl
         ...input,
         ...(event.subject === ANONYMOUS_SUBJECT ? {} : actorOfSubject(input, event.subject)),
         tokenId: event.tokenId,
-        details: { subject: event.subject, refresh: event.refresh, access: event.access.map((entry) => ({ type: entry.type, name: entry.name, actions: [...entry.actions] })) },
+        details: { subject: event.subject, grant: event.grant, refresh: event.refresh, access: event.access.map((entry) => ({ type: entry.type, name: entry.name, actions: [...entry.actions] })) },
       };
     case 'account.change':
       return { ...input, details: { change: event.change, target: event.target, by: event.by } };

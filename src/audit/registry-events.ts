@@ -13,7 +13,8 @@ export type RegistryEvent =
   | { action: 'tag.delete'; repository: string; tag: string; digest: string }
   | { action: 'pull.denied'; repository: string; kind: 'manifest' | 'blob'; digest: string | null; tag?: string; reason: string; state?: string; policy?: string }
   | { action: 'auth.login'; subject: string; success: boolean; method: 'basic' | 'token'; reason?: string }
-  | { action: 'auth.token'; subject: string; tokenId: string; access: Array<{ type: string; name: string; actions: string[] }>; refresh: boolean }
+  /** `refresh` is true when the response carries a refresh token; `grant` is how the caller asked. */
+  | { action: 'auth.token'; subject: string; tokenId: string; access: Array<{ type: string; name: string; actions: string[] }>; refresh: boolean; grant: 'password' | 'refresh_token' | 'anonymous' }
   | { action: 'account.change'; change: string; target: string; by: string }
   | { action: 'certification.decision'; repository: string; digest: string; role: string; decision: 'approve' | 'reject'; actor: string; state: string }
   | { action: 'certification.revocation'; repository: string; digest: string; reason: string; actor: string }

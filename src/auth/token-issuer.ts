@@ -33,14 +33,14 @@ export class TokenIssuer {
   async issueForLogin(context: RequestContext, username: string, password: string, requested: AccessEntry[], refreshClientId: string | null): Promise<TokenResponse> {
     const principal = await this.deps.authenticator.login(context, username, password, 'token');
     const refreshToken = refreshClientId === null ? undefined : this.deps.authenticator.tokens.signRefreshToken(principal.subject, refreshClientId).token;
-    return this.issueFor(context, principal, requested, refreshToken);
+    return this.issueFor(context, principal, requested, refreshToken, 'password');
   }
 
   /** Issues a token to a caller without credentials, carrying only the anonymous pull access the settings allow. */
   async issueAnonymous(context: RequestContext, requested: AccessEntry[]): Promise<TokenResponse> {
     const access = this.deps.authenticator.anonymousAccess(requested);
     const issued = this.deps.authenticator.tokens.sign(ANONYMOUS_SUBJECT, access);
-    await this.deps.events.record(context, { action: 'auth.token', subject: ANONYMOUS_SUBJECT, tokenId: issued.claims.jti, access, refresh: false }, null);
+    await this.deps.events.record(context, { action: 'auth.token', subject: ANONYMOUS_SUBJECT, tokenId: issued.claims.jti, access, refresh: false, grant: 'anonymous' }, null);
     return { token: issued.token, access_token: issued.token, expires_in: issued.expiresIn, issued_at: issued.issuedAt.toISOString() };
   }
 
@@ -54,7 +54,11 @@ export class TokenIssuer {
     try {
       claims = this.deps.authenticator.tokens.verifyRefreshToken(refreshToken);
     } catch (error) {
-      if (error instanceof TokenInvalidError) throw new AuthenticationError('invalid_token', `invalid refresh token: ${error.reason.replaceAll('-', ' ')}`);
+      if (error instanceof TokenInvalidError) {
+        const reason = `invalid refresh token: ${error.reason.replaceAll('-', ' ')}`;
+        await this.deps.events.record(context, { action: 'auth.login', subject: ANONYMOUS_SUBJECT, success: false, method: 'token', reason }, null);
+        throw new AuthenticationError('invalid_token', reason);
+      }
       throw error;
     }
     const principal = await this.deps.store.findPrincipal(claims.sub);
@@ -64,17 +68,18 @@ export class TokenIssuer {
     }
     // NOTE: `iat` has whole seconds, so a refresh token issued earlier in the same second as a password change stays valid.
     if (claims.iat < Math.floor(principal.credentialsChangedAt.getTime() / 1000)) {
+      await this.deps.events.record(context, { action: 'auth.login', subject: claims.sub, success: false, method: 'token', reason: 'refresh token issued before the last password change' }, null);
       throw new AuthenticationError('invalid_token', 'invalid refresh token: the password changed after it was issued; log in again');
     }
-    return this.issueFor(context, principal, requested, refreshToken);
+    return this.issueFor(context, principal, requested, refreshToken, 'refresh_token');
   }
 
-  private async issueFor(context: RequestContext, principal: Principal, requested: AccessEntry[], refreshToken: string | undefined): Promise<TokenResponse> {
+  private async issueFor(context: RequestContext, principal: Principal, requested: AccessEntry[], refreshToken: string | undefined, grant: 'password' | 'refresh_token'): Promise<TokenResponse> {
     const access = grantedActions(principal.grants, principal.groups, requested);
     const anonymous = this.deps.authenticator.anonymousAccess(requested).filter((entry) => !access.some((granted) => granted.type === entry.type && granted.name === entry.name));
     const combined = [...access, ...anonymous];
     const issued = this.deps.authenticator.tokens.sign(principal.subject, combined);
-    await this.deps.events.record(context, { action: 'auth.token', subject: principal.subject, tokenId: issued.claims.jti, access: combined, refresh: refreshToken !== undefined }, null);
+    await this.deps.events.record(context, { action: 'auth.token', subject: principal.subject, tokenId: issued.claims.jti, access: combined, refresh: refreshToken !== undefined, grant }, null);
     return {
       token: issued.token,
       access_token: issued.token,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { verifyChain } from '../../src/audit/verify.js';
 import type { Database } from '../../src/db/database.js';
-import { bearerAuthorization, decodeJwt, fetchToken } from '../helpers/auth.js';
+import { bearerAuthorization, decodeJwt, fetchToken, postTokenForm } from '../helpers/auth.js';
 import { approveAll, createReviewers, postRevocation } from '../helpers/certification-api.js';
 import { assertOciError, RegistryClient, uniqueRepository, type ManifestDocument } from '../helpers/registry-client.js';
 import { recordCleanScan } from '../helpers/scan-state.js';
@@ -240,6 +240,13 @@ describe('audit trail of a registry session', () => {
   });
 
   describe('logins', () => {
+    test('a malformed refresh token is recorded as a failed login', async () => {
+      const response = await postTokenForm(server.url, { grant_type: 'refresh_token', refresh_token: 'not-a-token', service: 'portcullis', client_id: 'audit-test' }).set('X-Request-Id', 'bad-refresh-1');
+      assert.equal(response.status, 401);
+      const row = await lastRow(server.db, { request_id: 'bad-refresh-1' });
+      assert.deepEqual([row?.action, row?.actor_kind, row?.details.success], ['auth.login', 'anonymous', false]);
+    });
+
     test('a failed login is recorded with the name tried', async () => {
       const response = await new RegistryClient(server.url, { username: 'deployer', password: 'wrong' }).http.get('/v2/').set('X-Request-Id', 'bad-login-1');
       assert.equal(response.status, 401);

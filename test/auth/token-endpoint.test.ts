@@ -393,7 +393,7 @@ describe('login and token events', () => {
     await grantToUser(server.db, 'event-token', 'team-a/**', ['pull']);
     const body = await fetchToken(server.url, user, ['repository:team-a/app:pull,push']);
     assert.deepEqual(tokensOf('event-token'), [
-      { action: 'auth.token', subject: 'event-token', tokenId: decodeJwt(body.token).payload.jti, access: [{ type: 'repository', name: 'team-a/app', actions: ['pull'] }], refresh: false },
+      { action: 'auth.token', subject: 'event-token', tokenId: decodeJwt(body.token).payload.jti, access: [{ type: 'repository', name: 'team-a/app', actions: ['pull'] }], refresh: false, grant: 'password' },
     ]);
   });
 
