@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type pino from 'pino';
 import type { Config } from './config.js';
@@ -6,7 +7,7 @@ import { createDatabase, migrateToLatest, type Database } from './db/database.js
 import { startEmbeddedPostgres, type RunningEmbeddedPostgres } from './db/embedded-postgres.js';
 import { lockDataDir } from './db/data-dir-lock.js';
 import { openBlobStore } from './storage/from-config.js';
-import { createAuditSink, maintainAuditPartitions, startAuditTrail } from './audit/setup.js';
+import { createAuditSink, maintainAuditPartitions, prepareAuditTrail, recordBootstrapAdmin, recordGatewayStart } from './audit/setup.js';
 import { AuditWriter } from './audit/writer.js';
 import { ensureBootstrapAdmin } from './auth/bootstrap.js';
 import { createAuthServices } from './auth/setup.js';
@@ -25,8 +26,8 @@ async function recoverScans(app: { recoverScans(): Promise<string[]> }, logger: 
   }
 }
 
-/** The gateway's version, recorded on its start event. */
-const GATEWAY_VERSION = process.env.npm_package_version ?? 'unknown';
+/** The gateway's version from package.json, recorded on its start event. */
+const GATEWAY_VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 /** A started gateway and how to stop it. */
 export interface RunningGateway {
@@ -80,13 +81,14 @@ export async function startGateway(config: Config, logger: pino.Logger): Promise
   let closeStore: () => void;
   let purgeTimer: NodeJS.Timeout;
   let maintenanceTimer: NodeJS.Timeout;
+  let url: string;
   const auditWriter = new AuditWriter(db, logger, { lockTimeoutMs: config.audit.lockTimeoutMs });
   try {
     await migrateToLatest(db, logger);
     const opened = await openBlobStore(config.storage, logger);
     closeStore = opened.close;
-    await ensureBootstrapAdmin(db, config.auth.adminPassword, logger);
-    await startAuditTrail(db, logger, config.audit, { version: GATEWAY_VERSION });
+    await prepareAuditTrail(db, logger);
+    await ensureBootstrapAdmin(db, config.auth.adminPassword, logger, process.stdout, (trx, username) => recordBootstrapAdmin(trx, config.audit, username));
     const events = createAuditSink(db, logger, config.audit, auditWriter);
     const auth = await createAuthServices(db, config.auth, events, logger);
     const app = createApp({ config, db, store: opened.store, logger, auth, events, jobs });
@@ -96,6 +98,15 @@ export async function startGateway(config: Config, logger: pino.Logger): Promise
       // Express 5 passes a listen failure (port in use, unknown address) to this callback.
       const listening = app.express.listen(config.port, config.host, (error?: Error) => (error ? reject(error) : resolve(listening)));
     });
+    const address = server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : config.port;
+    url = config.publicUrl ?? `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+    try {
+      await recordGatewayStart(db, logger, config.audit, { version: GATEWAY_VERSION, url });
+    } catch (error) {
+      server.close();
+      throw error;
+    }
 
     purgeTimer = setInterval(() => {
       app.uploads.purgeStale(config.uploads.sessionTtlSeconds).catch((error: unknown) => logger.error({ err: error }, 'purging stale upload sessions failed'));
@@ -113,9 +124,6 @@ export async function startGateway(config: Config, logger: pino.Logger): Promise
     throw error;
   }
 
-  const address = server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : config.port;
-  const url = config.publicUrl ?? `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   logger.info(
     {
       url,

@@ -16,19 +16,30 @@ export function createAuditSink(db: Knex, logger: pino.Logger, settings: AuditCo
   return new AuditEventSink(writer, { replica: settings.replica, failOpenPulls: settings.failOpenPulls }, logEventSink);
 }
 
-/**
- * Prepares the audit trail when a gateway starts: creates the coming month
- * partitions, and records the gateway's start with its audit settings, so a
- * choice to serve pulls without their events is itself on the trail.
- */
-export async function startAuditTrail(db: Knex, logger: pino.Logger, settings: AuditConfig, details: { version: string }): Promise<void> {
+/** Prepares the audit trail before a gateway writes to it: creates the month partitions of this month and the next two. */
+export async function prepareAuditTrail(db: Knex, logger: pino.Logger): Promise<void> {
   const partitions = await ensurePartitions(db, new Date());
   if (partitions.created.length > 0) logger.info({ partitions: partitions.created }, 'audit partitions created');
   if (partitions.skipped.length > 0) logger.warn({ partitions: partitions.skipped }, 'audit rows of these months are in the default partition; their month partitions were not created');
+}
+
+/**
+ * Records that a gateway started serving, with its audit settings, so that a
+ * choice to serve pulls without their events is itself on the trail.
+ */
+export async function recordGatewayStart(db: Knex, logger: pino.Logger, settings: AuditConfig, details: { version: string; url: string }): Promise<void> {
   await db.transaction(async (trx) => {
-    await appendEvents(trx, [{ ...emptyInput('gateway.start', settings.replica), actorSubject: 'portcullis', details: { failOpenPulls: settings.failOpenPulls, version: details.version } }]);
+    const facts = { failOpenPulls: settings.failOpenPulls, lockTimeoutMs: settings.lockTimeoutMs, version: details.version, url: details.url };
+    await appendEvents(trx, [{ ...emptyInput('gateway.start', settings.replica), actorSubject: 'portcullis', details: facts }], { lockTimeoutMs: settings.lockTimeoutMs });
   });
   if (settings.failOpenPulls) logger.warn('AUDIT_FAIL_OPEN_PULLS is set: pulls are served even when their audit events cannot be written');
+}
+
+/** Records the creation of the first administrator at the first start, in the transaction that creates it. */
+export async function recordBootstrapAdmin(trx: Knex.Transaction, settings: AuditConfig, username: string): Promise<void> {
+  await appendEvents(trx, [{ ...emptyInput('account.change', settings.replica), actorSubject: 'portcullis', details: { change: 'user.create', target: `user:${username}`, by: 'first start', groups: ['admins'] } }], {
+    lockTimeoutMs: settings.lockTimeoutMs,
+  });
 }
 
 /** Creates month partitions ahead of time; the server calls it every minute, and most calls find nothing to create. */

@@ -11,8 +11,16 @@ export const BOOTSTRAP_ADMIN = 'admin';
  * written once to standard output (not to the JSON log) with the
  * instruction to change it. A restart finds users and changes nothing.
  * Returns the generated password, or null when none was generated.
+ * `recordCreation` runs last in the transaction that creates the user, so
+ * the audit event of the creation commits with it.
  */
-export async function ensureBootstrapAdmin(db: Knex, configuredPassword: string | null, logger: pino.Logger, output: NodeJS.WritableStream = process.stdout): Promise<string | null> {
+export async function ensureBootstrapAdmin(
+  db: Knex,
+  configuredPassword: string | null,
+  logger: pino.Logger,
+  output: NodeJS.WritableStream = process.stdout,
+  recordCreation: (trx: Knex.Transaction, username: string) => Promise<void> = async () => undefined,
+): Promise<string | null> {
   const existing = await db('users').first('id');
   if (existing) return null;
 
@@ -22,6 +30,7 @@ export async function ensureBootstrapAdmin(db: Knex, configuredPassword: string 
     if (!user) return false;
     const group = await trx('groups').where({ name: 'admins' }).first('id');
     await trx('group_members').insert({ group_id: group.id, user_id: user.id });
+    await recordCreation(trx, BOOTSTRAP_ADMIN);
     return true;
   });
   if (!created) return null;

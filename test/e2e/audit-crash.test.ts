@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
@@ -13,6 +14,7 @@ import { RegistryClient, uniqueRepository } from '../helpers/registry-client.js'
 
 const BIN = fileURLToPath(new URL('../../bin/portcullis.js', import.meta.url));
 const ADMIN = { username: 'admin', password: 'crash-test-admin-password' };
+const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 /** Starts the gateway as a child process and resolves with its URL once it listens. */
 function startGateway(databaseUrl: string, dataDir: string): Promise<{ child: ChildProcess; url: string }> {
@@ -96,6 +98,16 @@ describe('a gateway killed under pull load', () => {
     const recorded = new Set(rows.map((row) => row.request_id));
     const lost = acknowledged.filter((id) => !recorded.has(id));
     assert.deepEqual(lost, [], `${lost.length} of ${acknowledged.length} acknowledged pulls (of ${sent} sent) have no audit event`);
+  });
+
+  test('the first start records the administrator it created', async () => {
+    const row: { actor_kind: string; details: { target: string } } | undefined = await database.db('audit_events').where({ action: 'account.change' }).first('actor_kind', 'details');
+    assert.deepEqual([row?.actor_kind, row?.details.target], ['system', 'user:admin']);
+  });
+
+  test('the start is recorded with the audit settings and version', async () => {
+    const row: { replica: string; details: { failOpenPulls: boolean; version: string } } | undefined = await database.db('audit_events').where({ action: 'gateway.start' }).first('replica', 'details');
+    assert.deepEqual([row?.replica, row?.details.failOpenPulls, row?.details.version], ['crash-test', false, PACKAGE_VERSION]);
   });
 
   test('the trail verifies after the kill', async () => {
