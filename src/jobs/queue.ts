@@ -1,3 +1,4 @@
+import pg from 'pg';
 import PgBoss from 'pg-boss';
 import type { Knex } from 'knex';
 import type pino from 'pino';
@@ -48,6 +49,9 @@ const ABORT_MARGIN_SECONDS = 30;
 const STOP_TIMEOUT_MS = 15_000;
 
 const DEFAULT_POLLING_INTERVAL_SECONDS = 2;
+
+/** Arbitrary constant naming the advisory lock that serialises queue setup across replicas. */
+const QUEUE_SETUP_LOCK_ID = 0x506f7275;
 
 /** Thrown by send when pg-boss stored no job, which happens when the queue does not exist. */
 export class JobNotQueuedError extends Error {
@@ -147,15 +151,32 @@ export class JobQueue {
     await this.boss.stop({ graceful: true, wait: true, timeout: STOP_TIMEOUT_MS });
   }
 
+  /**
+   * Starts pg-boss and creates or updates the queues while holding a session
+   * advisory lock, because replicas that create the same queues at once on a
+   * new database can deadlock in pg-boss's table creation.
+   */
+  private async setUpQueues(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.options.connectionString, application_name: 'portcullis-jobs-setup' });
+    await client.connect();
+    try {
+      await client.query('select pg_advisory_lock($1)', [QUEUE_SETUP_LOCK_ID]);
+      await this.boss.start();
+      for (const definition of this.definitions.values()) {
+        const queue = { name: definition.name, retryLimit: definition.retryLimit, retryDelay: definition.retryDelaySeconds, retryBackoff: true, expireInSeconds: definition.expireInSeconds };
+        await this.boss.createQueue(definition.name, queue);
+        // createQueue leaves an existing queue as it is, so the settings of this version are applied explicitly.
+        await this.boss.updateQueue(definition.name, queue);
+      }
+    } finally {
+      // Ending the session releases the lock.
+      await client.end();
+    }
+  }
+
   private async startOnce(): Promise<void> {
     const { logger, workers } = this.options;
-    await this.boss.start();
-    for (const definition of this.definitions.values()) {
-      const queue = { name: definition.name, retryLimit: definition.retryLimit, retryDelay: definition.retryDelaySeconds, retryBackoff: true, expireInSeconds: definition.expireInSeconds };
-      await this.boss.createQueue(definition.name, queue);
-      // createQueue leaves an existing queue as it is, so the settings of this version are applied explicitly.
-      await this.boss.updateQueue(definition.name, queue);
-    }
+    await this.setUpQueues();
     if (!workers) {
       logger.debug({ queues: [...this.definitions.keys()] }, 'job queue started without workers');
       return;
