@@ -82,7 +82,7 @@ export async function startGateway(config: Config, logger: pino.Logger): Promise
   let purgeTimer: NodeJS.Timeout;
   let maintenanceTimer: NodeJS.Timeout;
   let url: string;
-  const auditWriter = new AuditWriter(db, logger, { lockTimeoutMs: config.audit.lockTimeoutMs });
+  const auditWriter = new AuditWriter(db, logger, { lockTimeoutMs: config.audit.lockTimeoutMs, replica: config.audit.replica });
   try {
     await migrateToLatest(db, logger);
     const opened = await openBlobStore(config.storage, logger);

@@ -12,7 +12,7 @@ export function auditSettingsOf(config: Config): AuditConfig {
 }
 
 /** Builds the event sink that writes to the audit trail and to the log. */
-export function createAuditSink(db: Knex, logger: pino.Logger, settings: AuditConfig, writer: AuditWriter = new AuditWriter(db, logger, { lockTimeoutMs: settings.lockTimeoutMs })): AuditEventSink {
+export function createAuditSink(db: Knex, logger: pino.Logger, settings: AuditConfig, writer: AuditWriter = new AuditWriter(db, logger, { lockTimeoutMs: settings.lockTimeoutMs, replica: settings.replica })): AuditEventSink {
   return new AuditEventSink(writer, { replica: settings.replica, failOpenPulls: settings.failOpenPulls }, logEventSink);
 }
 

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import type pino from 'pino';
 import type { AuditEventInput } from './chain.js';
-import { appendEvents } from './store.js';
+import { appendEvents, emptyInput } from './store.js';
 
 interface Pending {
   input: AuditEventInput;
@@ -16,6 +16,8 @@ export interface AuditWriterOptions {
   maxBacklog?: number;
   /** Longest wait for the chain head's lock, in milliseconds; an append that waits longer fails. */
   lockTimeoutMs?: number;
+  /** Name of this gateway process, on the events that report dropped events. */
+  replica?: string;
 }
 
 /** Default longest wait for the chain head's lock, in milliseconds. */
@@ -47,6 +49,10 @@ export class AuditWriter {
   private readonly maxBacklog: number;
   private readonly lockTimeoutMs: number;
   private droppedEvents = 0;
+  /** Events dropped since the last `audit.dropped` event was written, and when the first of them was dropped. */
+  private unreportedDrops = 0;
+  private firstUnreportedDropAt: Date | null = null;
+  private readonly replica: string;
 
   constructor(
     private readonly db: Knex,
@@ -56,6 +62,7 @@ export class AuditWriter {
     this.maxBatch = options.maxBatch ?? 500;
     this.maxBacklog = options.maxBacklog ?? 10_000;
     this.lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+    this.replica = options.replica ?? 'unknown';
   }
 
   /** Appends an event and resolves once it is committed; rejects with AuditUnavailableError when it is not. */
@@ -94,7 +101,7 @@ export class AuditWriter {
       this.schedule();
       await this.flushing;
     }
-    if (this.backlog.length > 0) {
+    if (this.backlog.length > 0 || this.unreportedDrops > 0) {
       await this.flushBacklog();
     }
   }
@@ -102,6 +109,8 @@ export class AuditWriter {
   private keepForLater(input: AuditEventInput): void {
     if (this.backlog.length >= this.maxBacklog) {
       this.droppedEvents += 1;
+      this.unreportedDrops += 1;
+      this.firstUnreportedDropAt ??= new Date();
       this.logger.error({ action: input.action, requestId: input.requestId, dropped: this.droppedEvents }, 'audit backlog is full; an event that could not be written was dropped');
       return;
     }
@@ -116,13 +125,30 @@ export class AuditWriter {
     });
   }
 
+  /** Returns an `audit.dropped` event for the events dropped since the last one, or nothing when none were. */
+  private dropReport(): AuditEventInput[] {
+    if (this.unreportedDrops === 0) return [];
+    const details = { events: this.unreportedDrops, firstDroppedAt: this.firstUnreportedDropAt?.toISOString() ?? null, lastDroppedAt: new Date().toISOString() };
+    return [{ ...emptyInput('audit.dropped', this.replica), actorSubject: 'portcullis', details }];
+  }
+
+  /** Marks the events of a written drop report as reported. */
+  private reported(report: AuditEventInput[]): void {
+    const [written] = report;
+    if (!written) return;
+    this.unreportedDrops -= written.details.events as number;
+    if (this.unreportedDrops === 0) this.firstUnreportedDropAt = null;
+  }
+
   private async flushQueue(): Promise<void> {
     const batch = this.queue.splice(0, this.maxBatch);
     const backlog = this.backlog.splice(0, Math.max(0, this.maxBatch - batch.length));
+    const report = this.dropReport();
     try {
       await this.db.transaction(async (trx) => {
-        await appendEvents(trx, [...backlog, ...batch.map((pending) => pending.input)], { lockTimeoutMs: this.lockTimeoutMs });
+        await appendEvents(trx, [...report, ...backlog, ...batch.map((pending) => pending.input)], { lockTimeoutMs: this.lockTimeoutMs });
       });
+      this.reported(report);
       if (backlog.length > 0) this.logger.info({ events: backlog.length }, 'audit events kept after a failed write are now written');
       for (const pending of batch) pending.resolve();
     } catch (error) {
@@ -135,10 +161,12 @@ export class AuditWriter {
 
   private async flushBacklog(): Promise<void> {
     const backlog = this.backlog.splice(0, this.maxBatch);
+    const report = this.dropReport();
     try {
       await this.db.transaction(async (trx) => {
-        await appendEvents(trx, backlog, { lockTimeoutMs: this.lockTimeoutMs });
+        await appendEvents(trx, [...report, ...backlog], { lockTimeoutMs: this.lockTimeoutMs });
       });
+      this.reported(report);
       this.logger.info({ events: backlog.length }, 'audit events kept after a failed write are now written');
     } catch (error) {
       this.backlog.unshift(...backlog);

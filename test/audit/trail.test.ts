@@ -114,6 +114,26 @@ describe('audit trail in PostgreSQL', () => {
     });
   });
 
+  describe('a full backlog', () => {
+    test('records how many events it dropped', async () => {
+      const writer = new AuditWriter(db, silent, { maxBacklog: 1, replica: 'r-drop' });
+      await db.raw('alter table audit_chain rename to audit_chain_away');
+      try {
+        for (let index = 0; index < 3; index += 1) await writer.appendDetached({ ...emptyInput('manifest.pull', 'r-drop'), requestId: `dropped-${index}` });
+      } finally {
+        await db.raw('alter table audit_chain_away rename to audit_chain');
+      }
+      await writer.drain();
+      const row: { details: { events: number } } | undefined = await db('audit_events').where({ action: 'audit.dropped', replica: 'r-drop' }).first('details');
+      assert.equal(row?.details.events, 2);
+    });
+
+    test('keeps the events it could hold', async () => {
+      const kept = await db('audit_events').where({ request_id: 'dropped-0' }).first('seq');
+      assert.notEqual(kept, undefined);
+    });
+  });
+
   describe('append-only rules', () => {
     test('UPDATE of an audit row is rejected', async () => {
       await appendOne(db, 'policy.change');

@@ -165,7 +165,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const opened = await openBlobStore(storage, logger);
   if (!options.shareWith) await ensurePartitions(db, new Date());
   const replica = (options.audit !== false ? options.audit?.replica : undefined) ?? `test-${randomBytes(3).toString('hex')}`;
-  const auditWriter = options.audit === false ? null : new AuditWriter(db, logger, options.audit?.lockTimeoutMs !== undefined ? { lockTimeoutMs: options.audit.lockTimeoutMs } : {});
+  const auditWriter = options.audit === false ? null : new AuditWriter(db, logger, { replica, ...(options.audit?.lockTimeoutMs !== undefined ? { lockTimeoutMs: options.audit.lockTimeoutMs } : {}) });
   const events = auditWriter === null ? (options.events ?? logEventSink) : new AuditEventSink(auditWriter, { replica, failOpenPulls: (options.audit !== false && options.audit?.failOpenPulls) === true }, options.events ?? logEventSink);
   const auth = await createAuthServices(db, { ...loadConfig({}).auth, ...options.auth }, events, logger);
   const defaults = loadConfig({});
