@@ -56,12 +56,23 @@ export function registerAuditRetentionCommands(audit: Command, loadConfig: () =>
     .command('verify-archive')
     .description('recompute the hash chain of an archive file written by "audit archive"; exit status 1 when it is broken')
     .argument('<file>', 'archive file')
-    .action(async (file: string) => {
+    .option('--against-database', 'also compare the file with the record that "audit archive" kept in the database (needs DATABASE_URL or the gateway\'s data directory)')
+    .action(async (file: string, options: { againstDatabase?: boolean }) => {
       const report = await verifyArchiveFile(file).catch((error: unknown) => {
         process.stderr.write(`portcullis: cannot read ${file}: ${error instanceof Error ? error.message : String(error)}\n`);
         process.exit(1);
       });
-      process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-      if (!report.ok) process.exitCode = 1;
+      let recordProblem: string | null = null;
+      if (options.againstDatabase && report.header) {
+        const config = loadConfig();
+        const logger = createLogger(config.logLevel, pino.destination(2));
+        const partition = report.header.partition;
+        const record = await withCommandDatabase(config, logger, (db) => db('audit_archives').where({ partition_name: partition }).first<{ file_sha256: string; last_hash: string | null } | undefined>('file_sha256', 'last_hash'));
+        if (!record) recordProblem = `the database has no archive record of ${partition}`;
+        else if (record.file_sha256 !== report.sha256) recordProblem = `the file's sha256 differs from the one recorded when ${partition} was archived`;
+        else if (record.last_hash !== report.header.lastHash) recordProblem = `the file's last hash differs from the one recorded when ${partition} was archived`;
+      }
+      process.stdout.write(`${JSON.stringify({ ...report, ...(options.againstDatabase ? { record: recordProblem === null ? 'matches' : recordProblem } : {}) }, null, 2)}\n`);
+      if (!report.ok || recordProblem !== null) process.exitCode = 1;
     });
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -59,6 +59,20 @@ describe('portcullis audit archive and verify-archive', () => {
   test('verify-archive accepts the written file', async () => {
     const result = await runCli(database.url, ['audit', 'verify-archive', path.join(directory, 'audit_events_2026_01.ndjson')]);
     assert.equal(result.code, 0, result.stdout);
+  });
+
+  test('verify-archive matches the file against its database record', async () => {
+    const result = await runCli(database.url, ['audit', 'verify-archive', '--against-database', path.join(directory, 'audit_events_2026_01.ndjson')]);
+    assert.deepEqual([result.code, (JSON.parse(result.stdout) as { record: string }).record], [0, 'matches']);
+  });
+
+  test('verify-archive finds a rewritten file that is consistent in itself', async () => {
+    // A copy with one byte of the header's formatting changed keeps a valid chain but not the recorded sha256.
+    const original = await readFile(path.join(directory, 'audit_events_2026_01.ndjson'), 'utf8');
+    const rewritten = path.join(directory, 'rewritten.ndjson');
+    await writeFile(rewritten, original.replace('{"format"', '{ "format"'));
+    const result = await runCli(database.url, ['audit', 'verify-archive', '--against-database', rewritten]);
+    assert.deepEqual([result.code, /sha256 differs/.test(result.stdout)], [1, true]);
   });
 
   test('verify-archive exits with status 1 for a broken file', async () => {
