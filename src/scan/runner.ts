@@ -15,6 +15,9 @@ export interface ScanLeaseSettings {
   renewSeconds: number;
 }
 
+/** Findings inserted per statement: 8 parameters each, well below the 65535 parameters one statement may bind. */
+const FINDING_INSERT_BATCH = 1000;
+
 /** Defaults: a scan cut off by a crash can be taken over two minutes later. */
 export const DEFAULT_SCAN_LEASE: ScanLeaseSettings = { leaseSeconds: 120, renewSeconds: 30 };
 
@@ -171,10 +174,11 @@ export class ScanRunner {
       const held = await trx('scans').where({ digest, lease_owner: owner, state: 'scanning' }).forUpdate().first('digest');
       if (!held) throw new LeaseLostError(digest);
 
-      if (findings.length > 0) {
+      // One statement binds at most 65535 parameters (the PostgreSQL protocol counts them in 16 bits), so rows go in batches.
+      for (let start = 0; start < findings.length; start += FINDING_INSERT_BATCH) {
         await trx('scan_findings')
           .insert(
-            findings.map((finding) => ({
+            findings.slice(start, start + FINDING_INSERT_BATCH).map((finding) => ({
               digest,
               layer: finding.layer,
               path: finding.path,
@@ -188,12 +192,10 @@ export class ScanRunner {
           .onConflict(['digest', 'fingerprint'])
           .merge(['layer', 'path', 'line', 'detector', 'severity', 'preview', 'updated_at']);
       }
+      // The fingerprints are bound as one array parameter, whatever their number.
       await trx('scan_findings')
         .where({ digest })
-        .whereNotIn(
-          'fingerprint',
-          findings.map((finding) => finding.fingerprint),
-        )
+        .whereRaw('not (fingerprint = any(?::text[]))', [findings.map((finding) => finding.fingerprint)])
         .delete();
 
       await trx('scans')

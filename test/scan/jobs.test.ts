@@ -117,6 +117,15 @@ describe('scan jobs', () => {
       assert.match(row.error, /is missing from storage/);
     });
 
+    test('stores more findings than one statement can bind', async () => {
+      // 9000 findings of 8 columns each need 72000 parameters, more than the 65535 one PostgreSQL statement may bind.
+      const env = Array.from({ length: 9000 }, (_, index) => `SERVICE_${index}_PASSWORD=${randomBytes(12).toString('hex')}x`);
+      const digest = (await pushLayeredImage(client, uniqueRepository('jobs'), imageConfig({ env }), [await tarGzLayer({ 'etc/motd': 'welcome\n' })])).digest;
+      assert.equal(await waitForScanState(server.db, digest, ['clean', 'findings', 'failed']), 'findings');
+      const row = await server.db('scan_findings').where({ digest }).count<{ count: string }>('* as count').first();
+      assert.equal(Number(row?.count), 9000);
+    });
+
     test('takes over a scan whose lease expired', async () => {
       const digest = await pushPlainImage();
       // Stands for a run of a process that died: its claim is in the log and its lease has expired.

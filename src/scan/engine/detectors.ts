@@ -112,14 +112,25 @@ const NOT_SECRET_NAME = new RegExp(
   '_(?:FILE|FILES|PATH|DIR|URL|URI|HOST|PORT|NAME|TYPE|ID|TTL|TIMEOUT|EXPIRY|EXPIRES|EXPIRATION|LIFETIME|LENGTH|LEN|SIZE|MODE|' +
     'ENABLED|ENABLE|DISABLED|REGION|ALGORITHM|ALG|HEADER|ENDPOINT|VERSION|FORMAT|PREFIX|SUFFIX|LOCATION|POLICY|COUNT|MIN|MAX|' +
     'REQUIRED|FIELD|PARAM|ISSUER|AUDIENCE|SCOPE|SCOPES|COMMAND|CMD|HASH|SHA256|SHA|CHECKSUM|RESET|REFRESH_INTERVAL|EXPIRE)$|' +
-    'PUBLIC|^(?:OLD)?PWD$|KEY_?ID$|_?(?:LIMIT|RATE|STORE|STORAGE|PROVIDER|BACKEND|MANAGER|ROTATION)(?:_|$)',
+    'PUBLIC|^(?:OLD)?PWD$|KEY_?ID$',
   'i',
 );
+/** Secret words of a name; a setting word counts only after the last of them. */
+const SECRET_WORDS = /PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|KEY|CREDENTIAL|PWD|AUTH/gi;
+/**
+ * Words that make a name a setting about a secret when they follow its secret word, as in
+ * `TOKEN_RATE_LIMIT` or `SECRET_PROVIDER`, but not before it, as in `BACKEND_API_KEY`, and not
+ * inside another word, as in `KEYSTORE_PASSWORD` or `GENERATE_TOKEN`.
+ */
+const SETTING_WORD = /_(?:LIMIT|RATE|STORE|STORAGE|PROVIDER|BACKEND|MANAGER|ROTATION)(?:_|$)/i;
 
 /** Reports whether a variable, label or option name looks like it contains a secret (`DB_PASSWORD`, `--token`), and not a path or setting about one (`PASSWORD_FILE`, `TOKEN_URL`). */
 export function isSecretName(name: string): boolean {
   const normalized = name.replace(/-/g, '_').replace(/^_+/, '');
-  return SECRET_NAME.test(normalized) && !NOT_SECRET_NAME.test(normalized);
+  if (!SECRET_NAME.test(normalized) || NOT_SECRET_NAME.test(normalized)) return false;
+  let lastWord = 0;
+  for (const word of normalized.matchAll(SECRET_WORDS)) lastWord = word.index;
+  return !SETTING_WORD.test(normalized.slice(lastWord));
 }
 
 /** Reports whether a value assigned to a secret-looking name is worth reporting. */
@@ -154,7 +165,8 @@ const NPM_TOKEN = /(?<![A-Za-z0-9_])(npm_[A-Za-z0-9]{36})(?![A-Za-z0-9])/g;
 const JWT = /(?<![A-Za-z0-9_-])(eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{20,})/g;
 // The 'John Doe' token from the JWT introduction at jwt.io appears in many documents.
 const JWT_EXAMPLE_PAYLOAD = 'eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwi';
-const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]{1,20}):\/\/([^\s/@:'"<>()[\]{}]{1,256}):([^\s/@'"<>]{1,256})@([A-Za-z0-9][A-Za-z0-9.-]*)/gi;
+// The user may be empty, as in 'redis://:password@host', the form Redis clients use for a password without a user.
+const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]{1,20}):\/\/([^\s/@:'"<>()[\]{}]{0,256}):([^\s/@'"<>]{1,256})@([A-Za-z0-9][A-Za-z0-9.-]*)/gi;
 const EXAMPLE_HOST = /(?:^|\.)(?:example|test|invalid|localhost|local|company|mycompany|yourcompany|acme)(?:\.[a-z]+)?$|^(?:host|hostname|server|proxy|domain|myhost|yourhost|somehost|registry|repo|gitserver|db|database|[a-z]+\.tld)$/i;
 const EXAMPLE_USER = /^(?:user|username|login|name|me|someone|foo|joe|john|jdoe|bob|alice|admin|guest|anonymous|myuser|youruser|usr|u)$/i;
 const AZURE_ACCOUNT_KEY = /AccountKey=([A-Za-z0-9+/]{80,}={0,2})/g;
@@ -181,6 +193,7 @@ export function detectTokens(line: string, emit: Emit): void {
     const [, , user, password, host] = m as unknown as [string, string, string, string, string];
     if (!isSecretValue(password) || EXAMPLE_HOST.test(host) || EXAMPLE_USER.test(user)) continue;
     if (/^\d+$/.test(password)) continue; // 'host:8080@' style, not a password
+    if (user === '' && password.includes(':')) continue; // CVS 'cvs://:pserver:anoncvs@host', a method and a user, not a password
     emit('url-credentials', password);
   }
 

@@ -1,4 +1,5 @@
 import { Readable, pipeline } from 'node:stream';
+import { setImmediate } from 'node:timers/promises';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
 import { classifyPath } from './file-kinds.js';
@@ -8,6 +9,13 @@ import { MAX_JSON_BYTES, detectJsonFile } from './structured.js';
 import { TextScanner } from './text-scanner.js';
 import { DEFAULT_SCAN_LIMITS, type LayerScanResult, type ScanLimits } from './types.js';
 import { decompressZstd } from './zstd.js';
+
+/**
+ * Decompressed bytes after which the scan lets the event loop run. zstd is decoded in JavaScript, and
+ * a buffered input resolves every await at once. Without these pauses a small layer that expands to
+ * gigabytes blocks the process for the whole scan, so no timer (such as a lease renewal) and no request runs.
+ */
+const YIELD_EVERY_BYTES = 1024 * 1024;
 
 /** Bytes at the start of a file that decide whether it is binary: a NUL among them makes it so, as git and grep decide. */
 const BINARY_SNIFF_BYTES = 8192;
@@ -147,10 +155,17 @@ async function feedExtract(
   limits: ScanLimits,
   stop: StopState,
 ): Promise<void> {
+  let bytesSinceYield = 0;
   try {
     for await (const chunk of decoded) {
       if (extract.destroyed) return;
       result.expandedBytes += chunk.length;
+      bytesSinceYield += chunk.length;
+      if (bytesSinceYield >= YIELD_EVERY_BYTES) {
+        bytesSinceYield = 0;
+        await setImmediate();
+        if (extract.destroyed) return;
+      }
       if (result.expandedBytes > limits.maxExpandedBytes) {
         stop.reason = `layer expands past ${formatBytes(limits.maxExpandedBytes)}`;
         const error = new LimitReached(stop.reason);

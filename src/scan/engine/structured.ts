@@ -24,7 +24,8 @@ function lineOf(text: string, needle: string, from = 0): number | null {
 export function detectJsonFile(text: string, path: string, collector: FindingCollector): void {
   let document: unknown;
   try {
-    document = JSON.parse(text);
+    // JSON.parse rejects a byte order mark, which editors on Windows write at the start of UTF-8 files.
+    document = JSON.parse(text.startsWith('\uFEFF') ? text.slice(1) : text);
   } catch {
     return;
   }

@@ -67,13 +67,13 @@ export class TextScanner {
     const lastNewline = text.lastIndexOf('\n');
     if (lastNewline < 0) {
       this.carry = text;
-      if (text.length > MAX_LINE_CHARS) this.cutLongLine();
+      this.cutLongLine();
       return;
     }
 
     this.carry = text.slice(lastNewline + 1);
     this.scanLines(text, lastNewline + 1);
-    if (this.carry.length > MAX_LINE_CHARS) this.cutLongLine();
+    this.cutLongLine();
   }
 
   end(): void {
@@ -82,11 +82,17 @@ export class TextScanner {
     this.pem = null;
   }
 
-  /** Scans the first part of an over-long line and keeps its tail, without advancing the line number. */
+  /**
+   * Scans pieces of an over-long line until at most MAX_LINE_CHARS of it are kept, without advancing
+   * the line number. One chunk can be longer than a piece (a zstd block decodes to up to 128 KiB), so
+   * a single cut per chunk would let the kept tail grow with every chunk.
+   */
   private cutLongLine(): void {
-    const piece = this.carry.slice(0, MAX_LINE_CHARS);
-    this.carry = this.carry.slice(MAX_LINE_CHARS - CUT_OVERLAP);
-    this.scanLine(piece);
+    while (this.carry.length > MAX_LINE_CHARS) {
+      const piece = this.carry.slice(0, MAX_LINE_CHARS);
+      this.carry = this.carry.slice(MAX_LINE_CHARS - CUT_OVERLAP);
+      this.scanLine(piece);
+    }
   }
 
   /** Scans the complete lines in text[0, end), where text[end - 1] is a newline. */

@@ -19,6 +19,11 @@ describe('scanImageConfig', () => {
     assert.equal(findings[0]!.severity, 'high');
   });
 
+  it('reports Env keystore passwords', () => {
+    const findings = scan({ config: { Env: [`KEYSTORE_PASSWORD=${fixtures.randomToken(12)}`, `ES_SSL_TRUSTSTORE_PASSWORD=${fixtures.randomToken(12)}`] } });
+    assert.deepEqual(summary(findings), [['Env[0]', 'config-env-secret'], ['Env[1]', 'config-env-secret']]);
+  });
+
   it('ignores Env placeholders, paths and settings', () => {
     const env = ['PASSWORD_FILE=/run/secrets/db', 'TOKEN_URL=https://auth.corp/token', 'SECRET_NAME=db', 'DB_PASSWORD=', 'API_KEY=changeme', 'TOKEN=${TOKEN}', 'GPG_KEY=A035C8C19219BA821ECEA86B64E628F8D684696D', 'PWD=/app', 'SECRET_KEY=<secret>', 'JWT_SECRET=***'];
     assert.deepEqual(scan({ config: { Env: env } }), []);

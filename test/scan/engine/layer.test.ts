@@ -55,6 +55,20 @@ describe('scanLayer', () => {
     assert.deepEqual(result.findings.map((f) => f.detector), ['private-key-rsa']);
   });
 
+  it('yields to timers during zstd expansion', { skip: hasZstd ? false : 'the zstd command is not installed' }, async () => {
+    const tarball = await fixtures.buildTar([{ name: 'filler.txt', content: Buffer.alloc(32 * 1024 * 1024, 'A') }]);
+    const compressed = spawnSync('zstd', ['-c', '-q', '-19'], { input: tarball, maxBuffer: 64 * 1024 * 1024 }).stdout;
+    assert.ok(compressed.length < 64 * 1024);
+    let timerRan = false;
+    const timer = setTimeout(() => (timerRan = true), 0);
+    // The whole layer is one buffered chunk, as a small blob read from storage is.
+    const result = await scanLayer(Readable.from([compressed]), ZSTD, 'sha256:zstd-bomb');
+    clearTimeout(timer);
+    assert.equal(result.unscannable, undefined);
+    assert.ok(result.expandedBytes >= 32 * 1024 * 1024);
+    assert.ok(timerRan, 'no timer ran until the whole layer was scanned');
+  });
+
   it('rejects a zstd frame with a huge window', async () => {
     // Frame header: magic, descriptor 0 (window descriptor present), window descriptor with exponent 21 (2 GiB).
     const frame = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 21 << 3, 0x01, 0x00, 0x00]);
