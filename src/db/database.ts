@@ -7,6 +7,7 @@ import * as certification from '../../migrations/0003_certification.js';
 import * as imports from '../../migrations/0004_imports.js';
 import * as audit from '../../migrations/0005_audit.js';
 import * as scans from '../../migrations/0006_scans.js';
+import * as scanPreviewKey from '../../migrations/0007_scan_preview_key.js';
 
 export type Database = Knex;
 
@@ -23,6 +24,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['0004_imports', imports],
   ['0005_audit', audit],
   ['0006_scans', scans],
+  ['0007_scan_preview_key', scanPreviewKey],
 ];
 
 /** Serves the migrations from this list, so knex never loads TypeScript files by path. */

@@ -6,6 +6,7 @@ import { parseManifest, type Descriptor } from '../registry/manifest-parser.js';
 import { StorageNotFoundError, type BlobStore } from '../storage/blob-store.js';
 import { blobKey } from '../storage/keys.js';
 import { DEFAULT_SCAN_LIMITS, ScanInputError as EngineInputError, scanImageConfig, scanLayer, type Finding, type ScanLimits } from './engine/index.js';
+import { loadPreviewKey } from './preview-key.js';
 
 /** Largest image configuration that is read into memory and scanned, in bytes. */
 export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
@@ -76,13 +77,24 @@ export interface ImageScannerDeps {
  */
 export class ImageScanner {
   private readonly limits: ScanLimits;
+  private previewKey: Promise<Buffer> | null = null;
 
   constructor(private readonly deps: ImageScannerDeps) {
     this.limits = deps.limits ?? DEFAULT_SCAN_LIMITS;
   }
 
+  /** Returns the preview key, loaded once; a failed load is tried again on the next scan. */
+  private key(): Promise<Buffer> {
+    this.previewKey ??= loadPreviewKey(this.deps.db).catch((error: unknown) => {
+      this.previewKey = null;
+      throw error;
+    });
+    return this.previewKey;
+  }
+
   /** Scans the image manifest with this digest. Throws ScanContentError when its content is not available; other errors may be retried. */
   async scan(digest: string, signal: AbortSignal): Promise<ImageScanResult> {
+    const previewKey = await this.key();
     const manifest: { content: Buffer; media_type: string } | undefined = await this.deps.db('manifests').where({ digest }).first('content', 'media_type');
     if (!manifest) throw new ScanContentError(`manifest ${digest} is no longer stored in any repository`);
 
@@ -99,7 +111,7 @@ export class ImageScanner {
 
     const findings: Finding[] = [];
     const blobs: BlobScanRecord[] = [];
-    const config = await this.scanConfig(document.config, signal);
+    const config = await this.scanConfig(document.config, signal, previewKey);
     findings.push(...config.findings);
     blobs.push(config.record);
 
@@ -109,14 +121,14 @@ export class ImageScanner {
         blobs.push({ blob: layer.digest, mediaType: layer.mediaType, status: 'skipped', reason: 'foreign layer that is stored outside the registry' });
         continue;
       }
-      const scanned = await this.scanLayer(layer, signal);
+      const scanned = await this.scanLayer(layer, signal, previewKey);
       findings.push(...scanned.findings);
       blobs.push(scanned.record);
     }
     return { findings, blobs };
   }
 
-  private async scanConfig(config: Descriptor, signal: AbortSignal): Promise<{ findings: Finding[]; record: BlobScanRecord }> {
+  private async scanConfig(config: Descriptor, signal: AbortSignal, previewKey: Buffer): Promise<{ findings: Finding[]; record: BlobScanRecord }> {
     const record = { blob: 'config', mediaType: config.mediaType };
     if (!IMAGE_CONFIG_TYPES.has(config.mediaType)) return { findings: [], record: { ...record, status: 'skipped', reason: 'not an image configuration' } };
     if (config.size > MAX_CONFIG_BYTES) {
@@ -125,7 +137,7 @@ export class ImageScanner {
 
     const bytes = await readAll(await this.open(config.digest), signal);
     try {
-      const findings = scanImageConfig(bytes).map((finding) => ({ ...finding, layer: 'config' }));
+      const findings = scanImageConfig(bytes, { previewKey }).map((finding) => ({ ...finding, layer: 'config' }));
       return { findings, record: { ...record, status: 'scanned' } };
     } catch (error) {
       if (error instanceof EngineInputError) return { findings: [], record: { ...record, status: 'unscannable', reason: error.message } };
@@ -133,7 +145,7 @@ export class ImageScanner {
     }
   }
 
-  private async scanLayer(layer: Descriptor, signal: AbortSignal): Promise<{ findings: Finding[]; record: BlobScanRecord }> {
+  private async scanLayer(layer: Descriptor, signal: AbortSignal, previewKey: Buffer): Promise<{ findings: Finding[]; record: BlobScanRecord }> {
     const record = { blob: layer.digest, mediaType: layer.mediaType };
     if (layer.size === 0) return { findings: [], record: { ...record, status: 'skipped', reason: 'empty blob' } };
 
@@ -147,7 +159,7 @@ export class ImageScanner {
 
     const stream = await this.open(layer.digest);
     try {
-      const result = await scanLayer(stream, mediaType, layer.digest, this.limits, signal);
+      const result = await scanLayer(stream, mediaType, layer.digest, this.limits, signal, { previewKey });
       const counts = { entries: result.entries, expandedBytes: result.expandedBytes };
       if (result.unscannable !== undefined) return { findings: result.findings, record: { ...record, status: 'unscannable', reason: result.unscannable, ...counts } };
       return { findings: result.findings, record: { ...record, status: 'scanned', ...counts } };

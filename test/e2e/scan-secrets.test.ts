@@ -115,6 +115,10 @@ describe('secret scanning with skopeo', { skip }, () => {
     for (const finding of findings) assert.match(finding.preview, /…/, `${finding.detector} preview is not redacted`);
   });
 
+  test('every preview hash is keyed', () => {
+    for (const finding of findings) assert.match(finding.preview, /\(hmac:[0-9a-f]{12}\)$/, `${finding.detector} preview shows an unkeyed hash`);
+  });
+
   test('the clean image yields no finding', async () => {
     const response = await apiRequest(server, 'get', `/api/v1/scans?repository=scan/clean&digest=${cleanDigest}`, reviewers.security);
     assert.deepEqual(

@@ -1,7 +1,7 @@
 import { isSecretName, isSecretValue, unquote, type DetectorId } from './detectors.js';
 import { FindingCollector } from './redaction.js';
 import { TextScanner } from './text-scanner.js';
-import { ScanInputError, type Finding } from './types.js';
+import { ScanInputError, type Finding, type PreviewOptions } from './types.js';
 
 /** `NAME=value` and `--name=value`, with the value quoted or up to the next shell separator. */
 const ASSIGNMENT = /(?<![A-Za-z0-9_.-])(?:--?)?([A-Za-z_][A-Za-z0-9_.-]*)=("[^"]*"|'[^']*'|[^\s"'`;&|)]+)/g;
@@ -20,7 +20,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
  * to secret-looking names (`DB_PASSWORD=…`, `--token …`) are reported. Throws ScanInputError when
  * the config is not a JSON object.
  */
-export function scanImageConfig(config: Buffer): Finding[] {
+export function scanImageConfig(config: Buffer, options: PreviewOptions = {}): Finding[] {
   let document: unknown;
   try {
     document = JSON.parse(config.toString('utf8'));
@@ -29,7 +29,7 @@ export function scanImageConfig(config: Buffer): Finding[] {
   }
   if (!isObject(document)) throw new ScanInputError('image config is not a JSON object');
 
-  const collector = new FindingCollector('config');
+  const collector = new FindingCollector('config', options.previewKey);
   const settings = isObject(document['config']) ? document['config'] : {};
 
   const env = Array.isArray(settings['Env']) ? settings['Env'] : [];

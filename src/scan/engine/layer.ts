@@ -7,7 +7,7 @@ import { Pkcs12Reader, looksLikePfx } from './pkcs12.js';
 import { FindingCollector } from './redaction.js';
 import { MAX_JSON_BYTES, detectJsonFile } from './structured.js';
 import { TextScanner } from './text-scanner.js';
-import { DEFAULT_SCAN_LIMITS, type LayerScanResult, type ScanLimits } from './types.js';
+import { DEFAULT_SCAN_LIMITS, type LayerScanResult, type PreviewOptions, type ScanLimits } from './types.js';
 import { decompressZstd } from './zstd.js';
 
 /**
@@ -54,9 +54,10 @@ export async function scanLayer(
   layerDigest: string,
   limits: ScanLimits = DEFAULT_SCAN_LIMITS,
   signal?: AbortSignal,
+  options: PreviewOptions = {},
 ): Promise<LayerScanResult> {
   signal?.throwIfAborted();
-  const collector = new FindingCollector(layerDigest);
+  const collector = new FindingCollector(layerDigest, options.previewKey);
   const result: LayerScanResult = { findings: collector.findings, entries: 0, expandedBytes: 0 };
   if (mediaType.endsWith('+encrypted')) {
     destroyInput(input);

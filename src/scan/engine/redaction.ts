@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { SEVERITIES, type DetectorId } from './detectors.js';
 import { isPublishedSecret } from './published-secrets.js';
 import type { Finding } from './types.js';
@@ -21,7 +21,20 @@ export class FindingCollector {
   readonly findings: Finding[] = [];
   private readonly seen = new Set<string>();
 
-  constructor(readonly layer: string) {}
+  /**
+   * With a preview key, the hash in each preview is an HMAC of the secret's
+   * sha256 under that key, so a reader of the preview cannot confirm a
+   * guessed secret by hashing it. Without one it is the plain sha256.
+   */
+  constructor(
+    readonly layer: string,
+    private readonly previewKey?: Buffer,
+  ) {}
+
+  private previewHash(sha256: string): string {
+    if (!this.previewKey) return `sha256:${sha256.slice(0, 12)}`;
+    return `hmac:${createHmac('sha256', this.previewKey).update(sha256).digest('hex').slice(0, 12)}`;
+  }
 
   add(detector: DetectorId, path: string | null, line: number | null, secret: string | SecretDigest): void {
     const digest = typeof secret === 'string' ? digestSecret(secret) : secret;
@@ -39,7 +52,7 @@ export class FindingCollector {
       line,
       detector,
       severity: SEVERITIES[detector],
-      preview: `${digest.prefix}…(sha256:${digest.sha256.slice(0, 12)})`,
+      preview: `${digest.prefix}…(${this.previewHash(digest.sha256)})`,
       fingerprint,
     });
   }

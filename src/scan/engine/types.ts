@@ -19,6 +19,12 @@ export interface Finding {
 }
 
 /** Bounds on the work one layer scan may do. */
+/** How previews are redacted. */
+export interface PreviewOptions {
+  /** Key of the HMAC that replaces the plain sha256 in previews; keep it secret and the same on every replica. */
+  previewKey?: Buffer;
+}
+
 export interface ScanLimits {
   /** Maximum bytes of the decompressed tar stream; past it the layer is reported unscannable. */
   maxExpandedBytes: number;

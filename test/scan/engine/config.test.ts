@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { ScanInputError, scanImageConfig, type Finding } from '../../../src/scan/engine/index.js';
 import * as fixtures from './helpers.js';
@@ -17,6 +18,14 @@ describe('scanImageConfig', () => {
     assert.deepEqual(summary(findings), [['Env[1]', 'config-env-secret'], ['Env[2]', 'config-env-secret'], ['Env[3]', 'config-env-secret']]);
     assert.equal(findings[0]!.layer, 'config');
     assert.equal(findings[0]!.severity, 'high');
+  });
+
+  it('keys the preview hash when given a preview key', () => {
+    const secret = fixtures.randomToken(16);
+    const [finding] = scanImageConfig(Buffer.from(JSON.stringify({ config: { Env: [`DB_PASSWORD=${secret}`] } })), { previewKey: Buffer.alloc(32, 7) });
+    const plain = createHash('sha256').update(secret, 'latin1').digest('hex').slice(0, 12);
+    assert.match(finding!.preview, /…\(hmac:[0-9a-f]{12}\)$/);
+    assert.ok(!finding!.preview.includes(plain), 'the preview shows the plain sha256 of the secret');
   });
 
   it('reports Env keystore passwords', () => {
