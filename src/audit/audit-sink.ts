@@ -4,6 +4,7 @@ import { ANONYMOUS_SUBJECT } from '../auth/authenticator.js';
 import { RegistryError } from '../errors.js';
 import type { AuditEventInput, DetailValue } from './chain.js';
 import type { PullCertification, RegistryEvent, RegistryEventSink } from './registry-events.js';
+import { emptyInput } from './store.js';
 import type { AuditWriter } from './writer.js';
 
 export interface AuditSinkOptions {
@@ -49,24 +50,13 @@ function actorOfSubject(input: AuditEventInput, subject: string): Pick<AuditEven
 export function auditInputOf(context: RequestContext, event: RegistryEvent, replica: string): AuditEventInput {
   const identity = context.identity;
   const input: AuditEventInput = {
-    action: event.action,
+    ...emptyInput(event.action, replica),
     actorKind: context.system !== undefined ? 'system' : identity.kind,
     actorSubject: context.system ?? (identity.kind === 'anonymous' ? null : identity.subject),
     tokenId: identity.kind === 'anonymous' ? null : (identity.tokenId ?? null),
     clientAddress: context.clientAddress === '' ? null : context.clientAddress,
     userAgent: context.userAgent === '' ? null : context.userAgent,
     requestId: context.requestId,
-    repository: null,
-    reference: null,
-    digest: null,
-    mediaType: null,
-    bytes: null,
-    decision: null,
-    reason: null,
-    policy: null,
-    certificationState: null,
-    replica,
-    details: {},
   };
 
   switch (event.action) {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import type { AuditEventRow } from '../../src/audit/store.js';
 import { verifyChain } from '../../src/audit/verify.js';
 import type { Database } from '../../src/db/database.js';
 import { bearerAuthorization, decodeJwt, fetchToken, postTokenForm } from '../helpers/auth.js';
@@ -8,27 +9,7 @@ import { assertOciError, RegistryClient, uniqueRepository, type ManifestDocument
 import { recordCleanScan } from '../helpers/scan-state.js';
 import { createTestUser, grantToUser, startTestServer, type TestServer } from '../helpers/server.js';
 
-interface Row {
-  seq: number;
-  action: string;
-  actor_kind: string;
-  actor_subject: string | null;
-  token_id: string | null;
-  client_address: string | null;
-  user_agent: string | null;
-  request_id: string | null;
-  repository: string | null;
-  reference: string | null;
-  digest: string | null;
-  media_type: string | null;
-  bytes: number | null;
-  decision: string | null;
-  reason: string | null;
-  policy: string | null;
-  certification_state: string | null;
-  replica: string;
-  details: Record<string, unknown>;
-}
+type Row = AuditEventRow;
 
 /** The first layer of an image manifest. */
 function layerOf(document: ManifestDocument): { digest: string; size: number } {

@@ -29,6 +29,18 @@ async function seqs(db: Database): Promise<number[]> {
   return rows.map((row) => Number(row.seq));
 }
 
+/** Runs `work` on a new database whose trail has `events` events, then drops the database. */
+async function withTrail(events: number, work: (db: Database) => Promise<void>): Promise<void> {
+  const fresh = await createTestDatabase();
+  try {
+    await ensurePartitions(fresh.db, new Date());
+    for (let index = 0; index < events; index += 1) await appendOne(fresh.db, `test.${index}`);
+    await work(fresh.db);
+  } finally {
+    await fresh.drop();
+  }
+}
+
 describe('audit trail in PostgreSQL', () => {
   let database: TestDatabase;
   let db: Database;
@@ -207,57 +219,37 @@ describe('tampering found by verify', () => {
   });
 
   test('a deleted event is reported as missing at its number', async () => {
-    const fresh = await createTestDatabase();
-    try {
-      await ensurePartitions(fresh.db, new Date());
-      for (let index = 0; index < 8; index += 1) await appendOne(fresh.db, `test.${index}`);
-      await bypassingTriggers(fresh.db, 'delete from audit_events where seq = 5');
-      const report = await verifyChain(fresh.db);
+    await withTrail(8, async (trail) => {
+      await bypassingTriggers(trail, 'delete from audit_events where seq = 5');
+      const report = await verifyChain(trail);
       assert.deepEqual([report.problem?.kind, report.problem?.seq], ['missing', 5]);
-    } finally {
-      await fresh.drop();
-    }
+    });
   });
 
   test('deleted events at the end are reported as missing', async () => {
-    const fresh = await createTestDatabase();
-    try {
-      await ensurePartitions(fresh.db, new Date());
-      for (let index = 0; index < 6; index += 1) await appendOne(fresh.db, `test.${index}`);
-      await bypassingTriggers(fresh.db, 'delete from audit_events where seq >= 5');
-      const report = await verifyChain(fresh.db);
+    await withTrail(6, async (trail) => {
+      await bypassingTriggers(trail, 'delete from audit_events where seq >= 5');
+      const report = await verifyChain(trail);
       assert.deepEqual([report.problem?.kind, report.problem?.seq], ['missing', 5]);
-    } finally {
-      await fresh.drop();
-    }
+    });
   });
 
   test('deleted events at the start are reported as missing', async () => {
-    const fresh = await createTestDatabase();
-    try {
-      await ensurePartitions(fresh.db, new Date());
-      for (let index = 0; index < 6; index += 1) await appendOne(fresh.db, `test.${index}`);
-      await bypassingTriggers(fresh.db, 'delete from audit_events where seq <= 2');
-      const report = await verifyChain(fresh.db);
+    await withTrail(6, async (trail) => {
+      await bypassingTriggers(trail, 'delete from audit_events where seq <= 2');
+      const report = await verifyChain(trail);
       assert.deepEqual([report.problem?.kind, report.problem?.seq], ['missing', 1]);
-    } finally {
-      await fresh.drop();
-    }
+    });
   });
 
   test('a time range verifies from the event before it', async () => {
-    const fresh = await createTestDatabase();
-    try {
-      await ensurePartitions(fresh.db, new Date());
-      for (let index = 0; index < 3; index += 1) await appendOne(fresh.db, `test.${index}`);
+    await withTrail(3, async (trail) => {
       const middle = new Date();
       await new Promise((resolve) => setTimeout(resolve, 5));
-      for (let index = 0; index < 3; index += 1) await appendOne(fresh.db, `test.${index}`);
-      const report = await verifyChain(fresh.db, { from: new Date(middle.getTime() + 1) });
+      for (let index = 0; index < 3; index += 1) await appendOne(trail, `test.${index}`);
+      const report = await verifyChain(trail, { from: new Date(middle.getTime() + 1) });
       assert.deepEqual([report.ok, report.firstSeq, report.checked], [true, 4, 3]);
-    } finally {
-      await fresh.drop();
-    }
+    });
   });
 
   /** Copies an event's row with a shifted time and another repository. The primary key (seq, occurred_at) accepts the copy. */
@@ -271,33 +263,23 @@ describe('tampering found by verify', () => {
 
   for (const shift of ['1 millisecond', '-1 millisecond']) {
     test(`verify reports a duplicate event number (${shift})`, async () => {
-      const fresh = await createTestDatabase();
-      try {
-        await ensurePartitions(fresh.db, new Date());
-        for (let index = 0; index < 5; index += 1) await appendOne(fresh.db, `test.${index}`);
-        await insertCopy(fresh.db, 3, shift);
-        const report = await verifyChain(fresh.db);
+      await withTrail(5, async (trail) => {
+        await insertCopy(trail, 3, shift);
+        const report = await verifyChain(trail);
         assert.equal(report.ok, false);
         assert.equal(report.problem?.seq, 3);
         assert.match(report.problem?.message ?? '', /event 3/);
-      } finally {
-        await fresh.drop();
-      }
+      });
     });
   }
 
   test('verify reports a row beyond the head', async () => {
-    const fresh = await createTestDatabase();
-    try {
-      await ensurePartitions(fresh.db, new Date());
-      for (let index = 0; index < 4; index += 1) await appendOne(fresh.db, `test.${index}`);
-      await insertCopy(fresh.db, 4, '0 seconds', 1);
-      const report = await verifyChain(fresh.db);
+    await withTrail(4, async (trail) => {
+      await insertCopy(trail, 4, '0 seconds', 1);
+      const report = await verifyChain(trail);
       assert.equal(report.ok, false);
       assert.deepEqual([report.problem?.kind, report.problem?.seq], ['head', 5]);
-    } finally {
-      await fresh.drop();
-    }
+    });
   });
 
   test('an empty trail verifies', async () => {

@@ -1,31 +1,15 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { appendTestEvents, fakeDigest } from '../helpers/audit.js';
 import { createTestUser, startTestServer, type TestServer } from '../helpers/server.js';
-
-const BIN = fileURLToPath(new URL('../../bin/portcullis.js', import.meta.url));
-
-interface CommandResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+import { runCli, type CliResult } from '../helpers/cli.js';
 
 /** Runs the CLI with only the given PORTCULLIS_* variables set, whatever the test process has. */
-function runCli(args: string[], env: Record<string, string>): Promise<CommandResult> {
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('PORTCULLIS_')));
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env: { ...inherited, ...env }, timeout: 30_000 }, (error, stdout, stderr) => {
-      let code = 0;
-      if (error !== null) code = typeof error.code === 'number' ? error.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-  });
+function runCliWith(args: string[], env: Record<string, string>): Promise<CliResult> {
+  return runCli(args, { env, withoutPortcullisEnv: true, timeoutMs: 30_000 });
 }
 
 /** Runs statements as a superuser that switched triggers off, as an attacker with database access could. */
@@ -63,7 +47,7 @@ describe('portcullis audit', { concurrency: 4 }, () => {
   });
 
   test('query prints matching events newest first', async () => {
-    const result = await runCli(['audit', 'query', '--repository', REPOSITORY, '--action', 'manifest.pull'], auditor);
+    const result = await runCliWith(['audit', 'query', '--repository', REPOSITORY, '--action', 'manifest.pull'], auditor);
     assert.equal(result.code, 0, result.stderr);
     const lines = result.stdout.trimEnd().split('\n');
     assert.equal(lines.length, 2);
@@ -71,12 +55,12 @@ describe('portcullis audit', { concurrency: 4 }, () => {
   });
 
   test('query --limit prints the next cursor', async () => {
-    const result = await runCli(['audit', 'query', '--repository', REPOSITORY, '--limit', '1'], auditor);
+    const result = await runCliWith(['audit', 'query', '--repository', REPOSITORY, '--limit', '1'], auditor);
     assert.match(result.stdout, /^more: --cursor [A-Za-z0-9_-]+$/m);
   });
 
   test('query --json prints the API response', async () => {
-    const result = await runCli(['audit', 'query', '--repository', REPOSITORY, '--json'], auditor);
+    const result = await runCliWith(['audit', 'query', '--repository', REPOSITORY, '--json'], auditor);
     const body = JSON.parse(result.stdout) as { events: Array<{ action: string }>; nextCursor: string | null };
     assert.deepEqual(
       body.events.map((event) => event.action),
@@ -85,14 +69,14 @@ describe('portcullis audit', { concurrency: 4 }, () => {
   });
 
   test('query with an invalid time exits 1 with the API message', async () => {
-    const result = await runCli(['audit', 'query', '--from', 'yesterday'], auditor);
+    const result = await runCliWith(['audit', 'query', '--from', 'yesterday'], auditor);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /^portcullis: from: invalid time.*\(HTTP 400 INVALID_REQUEST\)$/m);
   });
 
   test('export --format ndjson --output writes the file', async () => {
     const file = path.join(directory, 'events.ndjson');
-    const result = await runCli(['audit', 'export', '--format', 'ndjson', '--repository', REPOSITORY, '--output', file], auditor);
+    const result = await runCliWith(['audit', 'export', '--format', 'ndjson', '--repository', REPOSITORY, '--output', file], auditor);
     assert.equal(result.code, 0, result.stderr);
     const lines = (await readFile(file, 'utf8')).trimEnd().split('\n');
     assert.equal(lines.length, 4);
@@ -100,7 +84,7 @@ describe('portcullis audit', { concurrency: 4 }, () => {
   });
 
   test('export --format csv writes to standard output', async () => {
-    const result = await runCli(['audit', 'export', '--format', 'csv', '--repository', REPOSITORY, '--actor', 'bob'], auditor);
+    const result = await runCliWith(['audit', 'export', '--format', 'csv', '--repository', REPOSITORY, '--actor', 'bob'], auditor);
     assert.equal(result.code, 0, result.stderr);
     const rows = result.stdout.split('\r\n').filter((row) => row !== '');
     assert.equal(rows.length, 2);
@@ -108,14 +92,14 @@ describe('portcullis audit', { concurrency: 4 }, () => {
   });
 
   test('pulls prints each actor', async () => {
-    const result = await runCli(['audit', 'pulls', '--digest', DIGEST], auditor);
+    const result = await runCliWith(['audit', 'pulls', '--digest', DIGEST], auditor);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /^2 pulls of sha256:e{64}$/m);
     assert.match(result.stdout, /^ {2}user:alice: 1 pull, .* from 192\.0\.2\.7$/m);
   });
 
   test('exposure prints the revocation and the pulls before it', async () => {
-    const result = await runCli(['audit', 'exposure', '--repository', REPOSITORY, '--digest', DIGEST], auditor);
+    const result = await runCliWith(['audit', 'exposure', '--repository', REPOSITORY, '--digest', DIGEST], auditor);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /^status: revoked$/m);
     assert.match(result.stdout, /^revocation: .* by sam: leaked key$/m);
@@ -123,14 +107,14 @@ describe('portcullis audit', { concurrency: 4 }, () => {
   });
 
   test('verify exits 0 on an intact chain', async () => {
-    const result = await runCli(['audit', 'verify'], auditor);
+    const result = await runCliWith(['audit', 'verify'], auditor);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /^ok: \d+ events checked/);
   });
 
   test('a caller without audit:read exits 1', async () => {
     const admin = { PORTCULLIS_URL: server.url, PORTCULLIS_USERNAME: server.admin.username, PORTCULLIS_PASSWORD: server.admin.password };
-    const result = await runCli(['audit', 'verify'], admin);
+    const result = await runCliWith(['audit', 'verify'], admin);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /lacks the audit:read permission.*\(HTTP 403 FORBIDDEN\)$/m);
   });
@@ -138,14 +122,14 @@ describe('portcullis audit', { concurrency: 4 }, () => {
 
 describe('portcullis audit verify on a broken chain', () => {
   let server: TestServer;
-  let result: CommandResult;
+  let result: CliResult;
 
   before(async () => {
     server = await startTestServer();
     await createTestUser(server.db, 'cli-auditor', ['auditors'], 'cli-auditor-password');
     const [event] = await appendTestEvents(server.db, [{ action: 'manifest.pull', repository: REPOSITORY, decision: 'allowed' }]);
     await bypassingTriggers(server, `update audit_events set repository = 'elsewhere/app' where seq = ${event!.seq}`);
-    result = await runCli(['audit', 'verify'], { PORTCULLIS_URL: server.url, PORTCULLIS_USERNAME: 'cli-auditor', PORTCULLIS_PASSWORD: 'cli-auditor-password' });
+    result = await runCliWith(['audit', 'verify'], { PORTCULLIS_URL: server.url, PORTCULLIS_USERNAME: 'cli-auditor', PORTCULLIS_PASSWORD: 'cli-auditor-password' });
   });
   after(() => server.close());
 

@@ -1,26 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { linkEvents } from '../../src/audit/chain.js';
 import { emptyInput, ensurePartitions, insertLinkedEvents } from '../../src/audit/store.js';
+import { runCli, type CliResult } from '../helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 
-const BIN = fileURLToPath(new URL('../../bin/portcullis.js', import.meta.url));
-
-function runCli(databaseUrl: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function runCliOn(databaseUrl: string, args: string[]): Promise<CliResult> {
+  return runCli(args, { env: { DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' } });
 }
 
 describe('portcullis audit archive and verify-archive', () => {
@@ -36,7 +25,7 @@ describe('portcullis audit archive and verify-archive', () => {
       const inputs = Array.from({ length: 5 }, () => ({ ...emptyInput('manifest.pull', 'r1'), repository: 'team/app' }));
       await insertLinkedEvents(trx, linkEvents(inputs, 0, '0'.repeat(64), new Date('2026-01-10T08:00:00Z')));
     });
-    archive = await runCli(database.url, ['audit', 'archive', '--before', '2026-02-01', '--out', directory]);
+    archive = await runCliOn(database.url, ['audit', 'archive', '--before', '2026-02-01', '--out', directory]);
   });
 
   after(async () => {
@@ -57,12 +46,12 @@ describe('portcullis audit archive and verify-archive', () => {
   });
 
   test('verify-archive accepts the written file', async () => {
-    const result = await runCli(database.url, ['audit', 'verify-archive', path.join(directory, 'audit_events_2026_01.ndjson')]);
+    const result = await runCliOn(database.url, ['audit', 'verify-archive', path.join(directory, 'audit_events_2026_01.ndjson')]);
     assert.equal(result.code, 0, result.stdout);
   });
 
   test('verify-archive matches the file against its database record', async () => {
-    const result = await runCli(database.url, ['audit', 'verify-archive', '--against-database', path.join(directory, 'audit_events_2026_01.ndjson')]);
+    const result = await runCliOn(database.url, ['audit', 'verify-archive', '--against-database', path.join(directory, 'audit_events_2026_01.ndjson')]);
     assert.deepEqual([result.code, (JSON.parse(result.stdout) as { record: string }).record], [0, 'matches']);
   });
 
@@ -71,18 +60,18 @@ describe('portcullis audit archive and verify-archive', () => {
     const original = await readFile(path.join(directory, 'audit_events_2026_01.ndjson'), 'utf8');
     const rewritten = path.join(directory, 'rewritten.ndjson');
     await writeFile(rewritten, original.replace('{"format"', '{ "format"'));
-    const result = await runCli(database.url, ['audit', 'verify-archive', '--against-database', rewritten]);
+    const result = await runCliOn(database.url, ['audit', 'verify-archive', '--against-database', rewritten]);
     assert.deepEqual([result.code, /sha256 differs/.test(result.stdout)], [1, true]);
   });
 
   test('verify-archive exits with status 1 for a broken file', async () => {
     const broken = path.join(directory, 'broken.ndjson');
     await writeFile(broken, '{"format":"something-else"}\n');
-    assert.equal((await runCli(database.url, ['audit', 'verify-archive', broken])).code, 1);
+    assert.equal((await runCliOn(database.url, ['audit', 'verify-archive', broken])).code, 1);
   });
 
   test('archive rejects an invalid date', async () => {
-    const result = await runCli(database.url, ['audit', 'archive', '--before', 'next tuesday', '--out', directory]);
+    const result = await runCliOn(database.url, ['audit', 'archive', '--before', 'next tuesday', '--out', directory]);
     assert.deepEqual([result.code, /invalid --before value/.test(result.stderr)], [1, true]);
   });
 });

@@ -1,30 +1,14 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createServer } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { approveAll, createReviewers, decideOk, pushImage, type Reviewers } from '../helpers/certification-api.js';
 import { uniqueRepository } from '../helpers/registry-client.js';
 import { createTestUser, startTestServer, type TestServer } from '../helpers/server.js';
-
-const BIN = fileURLToPath(new URL('../../bin/portcullis.js', import.meta.url));
-
-interface CommandResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+import { runCli, type CliResult } from '../helpers/cli.js';
 
 /** Runs the CLI with only the given PORTCULLIS_* variables set, whatever the test process has. */
-function runCli(args: string[], env: Record<string, string>): Promise<CommandResult> {
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('PORTCULLIS_')));
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env: { ...inherited, ...env }, timeout: 30_000 }, (error, stdout, stderr) => {
-      let code = 0;
-      if (error !== null) code = typeof error.code === 'number' ? error.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-  });
+function runCliWith(args: string[], env: Record<string, string>): Promise<CliResult> {
+  return runCli(args, { env, withoutPortcullisEnv: true, timeoutMs: 30_000 });
 }
 
 /** Returns a port on 127.0.0.1 that nothing listens on at the moment of the call. */
@@ -55,13 +39,13 @@ describe('portcullis certify, status and revoke', { concurrency: 4 }, () => {
   after(() => server.close());
 
   describe('certify --approve', () => {
-    let result: CommandResult;
+    let result: CliResult;
     let digest: string;
 
     before(async () => {
       const repository = uniqueRepository('cli');
       digest = await pushImage(server, repository);
-      result = await runCli(['certify', `${repository}@${digest}`, '--role', 'security', '--approve', '--comment', 'scan clean', '--evidence', '{"scan":"https://ci.example/1"}'], security);
+      result = await runCliWith(['certify', `${repository}@${digest}`, '--role', 'security', '--approve', '--comment', 'scan clean', '--evidence', '{"scan":"https://ci.example/1"}'], security);
     });
 
     test('exits 0', () => {
@@ -82,7 +66,7 @@ describe('portcullis certify, status and revoke', { concurrency: 4 }, () => {
   test('certify --reject --json prints the API response', async () => {
     const repository = uniqueRepository('cli');
     const digest = await pushImage(server, repository);
-    const result = await runCli(['certify', `${repository}@${digest}`, '--role', 'qa', '--reject', '--comment', 'crashes', '--json'], qa);
+    const result = await runCliWith(['certify', `${repository}@${digest}`, '--role', 'qa', '--reject', '--comment', 'crashes', '--json'], qa);
     assert.equal(result.code, 0, result.stderr);
     assert.equal((JSON.parse(result.stdout) as { state: string }).state, 'rejected');
   });
@@ -91,50 +75,50 @@ describe('portcullis certify, status and revoke', { concurrency: 4 }, () => {
     const repository = uniqueRepository('cli');
     const digest = await pushImage(server, repository);
     const { PORTCULLIS_URL: url, ...credentials } = security;
-    const result = await runCli(['certify', `${repository}@${digest}`, '--role', 'security', '--approve', '--url', url as string], credentials);
+    const result = await runCliWith(['certify', `${repository}@${digest}`, '--role', 'security', '--approve', '--url', url as string], credentials);
     assert.equal(result.code, 0, result.stderr);
   });
 
   test('certify exits 1 with the API message for a role the user lacks', async () => {
     const repository = uniqueRepository('cli');
     const digest = await pushImage(server, repository);
-    const result = await runCli(['certify', `${repository}@${digest}`, '--role', 'qa', '--approve'], security);
+    const result = await runCliWith(['certify', `${repository}@${digest}`, '--role', 'qa', '--approve'], security);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /lacks certify:qa.*\(HTTP 403 FORBIDDEN\)/);
   });
 
   test('certify exits 1 for a tag in place of a digest', async () => {
-    const result = await runCli(['certify', 'cli/app:latest', '--role', 'security', '--approve'], security);
+    const result = await runCliWith(['certify', 'cli/app:latest', '--role', 'security', '--approve'], security);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /expected <repository>@<digest>/);
   });
 
   test('certify exits 1 without --approve or --reject', async () => {
-    const result = await runCli(['certify', `cli/app@sha256:${'0'.repeat(64)}`, '--role', 'security'], security);
+    const result = await runCliWith(['certify', `cli/app@sha256:${'0'.repeat(64)}`, '--role', 'security'], security);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /give --approve or --reject/);
   });
 
   test('certify exits 1 for evidence that is not a JSON object', async () => {
-    const result = await runCli(['certify', `cli/app@sha256:${'0'.repeat(64)}`, '--role', 'security', '--approve', '--evidence', '[1]'], security);
+    const result = await runCliWith(['certify', `cli/app@sha256:${'0'.repeat(64)}`, '--role', 'security', '--approve', '--evidence', '[1]'], security);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /--evidence/);
   });
 
   test('certify exits 1 without credentials', async () => {
-    const result = await runCli(['certify', `cli/app@sha256:${'0'.repeat(64)}`, '--role', 'security', '--approve'], { PORTCULLIS_URL: server.url });
+    const result = await runCliWith(['certify', `cli/app@sha256:${'0'.repeat(64)}`, '--role', 'security', '--approve'], { PORTCULLIS_URL: server.url });
     assert.equal(result.code, 1);
     assert.match(result.stderr, /set PORTCULLIS_USERNAME and PORTCULLIS_PASSWORD/);
   });
 
   test('certify exits 1 for a wrong password', async () => {
-    const result = await runCli(['certify', `cli/app@sha256:${'0'.repeat(64)}`, '--role', 'security', '--approve'], { ...security, PORTCULLIS_PASSWORD: 'wrong-password' });
+    const result = await runCliWith(['certify', `cli/app@sha256:${'0'.repeat(64)}`, '--role', 'security', '--approve'], { ...security, PORTCULLIS_PASSWORD: 'wrong-password' });
     assert.equal(result.code, 1);
     assert.match(result.stderr, /login as cli-security failed/);
   });
 
   test('certify exits 1 when no gateway listens', async () => {
-    const result = await runCli(['certify', `cli/app@sha256:${'0'.repeat(64)}`, '--role', 'security', '--approve'], { ...security, PORTCULLIS_URL: `http://127.0.0.1:${await closedPort()}` });
+    const result = await runCliWith(['certify', `cli/app@sha256:${'0'.repeat(64)}`, '--role', 'security', '--approve'], { ...security, PORTCULLIS_URL: `http://127.0.0.1:${await closedPort()}` });
     assert.equal(result.code, 1);
     assert.match(result.stderr, /cannot reach the gateway/);
   });
@@ -143,7 +127,7 @@ describe('portcullis certify, status and revoke', { concurrency: 4 }, () => {
     const repository = uniqueRepository('cli');
     const digest = await pushImage(server, repository, 'v1');
     await decideOk(server, reviewers.it, { repository, digest, role: 'it', comment: 'fine' });
-    const result = await runCli(['status', `${repository}:v1`], security);
+    const result = await runCliWith(['status', `${repository}:v1`], security);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, new RegExp(`^digest: +${digest}$`, 'm'));
     assert.match(result.stdout, /^state: +pending$/m);
@@ -154,14 +138,14 @@ describe('portcullis certify, status and revoke', { concurrency: 4 }, () => {
     const repository = uniqueRepository('cli');
     const digest = await pushImage(server, repository);
     await approveAll(server, reviewers, repository, digest);
-    const result = await runCli(['status', `${repository}@${digest}`, '--json'], security);
+    const result = await runCliWith(['status', `${repository}@${digest}`, '--json'], security);
     assert.equal((JSON.parse(result.stdout) as { state: string }).state, 'certified');
   });
 
   test('status exits 1 for an unknown tag', async () => {
     const repository = uniqueRepository('cli');
     await pushImage(server, repository, 'v1');
-    const result = await runCli(['status', `${repository}:v2`], security);
+    const result = await runCliWith(['status', `${repository}:v2`], security);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /not found.*\(HTTP 404 NOT_FOUND\)/);
   });
@@ -170,13 +154,13 @@ describe('portcullis certify, status and revoke', { concurrency: 4 }, () => {
     const repository = uniqueRepository('cli');
     const digest = await pushImage(server, repository);
     await approveAll(server, reviewers, repository, digest);
-    const result = await runCli(['revoke', `${repository}@${digest}`, '--reason', 'CVE in openssl'], security);
+    const result = await runCliWith(['revoke', `${repository}@${digest}`, '--reason', 'CVE in openssl'], security);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /^state: revoked$/m);
   });
 
   test('revoke exits 1 without --reason', async () => {
-    const result = await runCli(['revoke', `cli/app@sha256:${'0'.repeat(64)}`], security);
+    const result = await runCliWith(['revoke', `cli/app@sha256:${'0'.repeat(64)}`], security);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /--reason/);
   });

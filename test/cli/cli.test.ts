@@ -1,33 +1,12 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { IdentityStore } from '../../src/auth/identity-store.js';
+import { runCli, type CliResult } from '../helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 
-const BIN = fileURLToPath(new URL('../../bin/portcullis.js', import.meta.url));
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs the CLI with DATABASE_URL set, writes `input` to its standard input, and collects its output. */
-function runCli(databaseUrl: string, args: string[], input = ''): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
+function runCliOn(databaseUrl: string, args: string[], input = ''): Promise<CliResult> {
+  return runCli(args, { env: { DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' }, input });
 }
 
 describe('portcullis CLI account commands', () => {
@@ -43,7 +22,7 @@ describe('portcullis CLI account commands', () => {
   describe('user add', () => {
     let result: CliResult;
     before(async () => {
-      result = await runCli(database.url, ['user', 'add', 'alice', '--group', 'admins', 'qa', '--password-stdin'], 'correct-horse-battery\n');
+      result = await runCliOn(database.url, ['user', 'add', 'alice', '--group', 'admins', 'qa', '--password-stdin'], 'correct-horse-battery\n');
     });
 
     test('exits with status 0', () => {
@@ -71,43 +50,43 @@ describe('portcullis CLI account commands', () => {
     });
 
     test('drops only the final line break of the password', async () => {
-      await runCli(database.url, ['user', 'add', 'spaced', '--password-stdin'], '  spaces count too  \n');
+      await runCliOn(database.url, ['user', 'add', 'spaced', '--password-stdin'], '  spaces count too  \n');
       assert.notEqual(await store.authenticate('spaced', '  spaces count too  '), null);
     });
 
     test('exits with status 1 for a short password', async () => {
-      const short = await runCli(database.url, ['user', 'add', 'bob', '--password-stdin'], 'short\n');
+      const short = await runCliOn(database.url, ['user', 'add', 'bob', '--password-stdin'], 'short\n');
       assert.equal(short.code, 1);
     });
 
     test('names the broken rule for a short password', async () => {
-      const short = await runCli(database.url, ['user', 'add', 'bob', '--password-stdin'], 'short\n');
+      const short = await runCliOn(database.url, ['user', 'add', 'bob', '--password-stdin'], 'short\n');
       assert.match(short.stderr, /password: must be at least 12 characters long/);
     });
 
     test('exits with status 1 for a duplicate user', async () => {
-      const duplicate = await runCli(database.url, ['user', 'add', 'alice', '--password-stdin'], 'correct-horse-battery\n');
+      const duplicate = await runCliOn(database.url, ['user', 'add', 'alice', '--password-stdin'], 'correct-horse-battery\n');
       assert.equal(duplicate.code, 1);
     });
 
     test('rejects a password option', async () => {
-      const rejected = await runCli(database.url, ['user', 'add', 'carol', '--password', 'correct-horse-battery']);
+      const rejected = await runCliOn(database.url, ['user', 'add', 'carol', '--password', 'correct-horse-battery']);
       assert.notEqual(rejected.code, 0);
     });
 
     test('exits with status 1 without a terminal or --password-stdin', async () => {
-      const noTerminal = await runCli(database.url, ['user', 'add', 'dave']);
+      const noTerminal = await runCliOn(database.url, ['user', 'add', 'dave']);
       assert.equal(noTerminal.code, 1);
     });
   });
 
   test('user list prints the users', async () => {
-    const result = await runCli(database.url, ['user', 'list']);
+    const result = await runCliOn(database.url, ['user', 'list']);
     assert.match(result.stdout, /^alice\s+enabled\s+\S+\s+admins,qa$/m);
   });
 
   test('user list --json prints JSON without hashes', async () => {
-    const result = await runCli(database.url, ['user', 'list', '--json']);
+    const result = await runCliOn(database.url, ['user', 'list', '--json']);
     const body = JSON.parse(result.stdout) as { users: Array<Record<string, unknown>> };
     assert.equal(
       body.users.some((user) => 'password_hash' in user || 'passwordHash' in user),
@@ -116,31 +95,31 @@ describe('portcullis CLI account commands', () => {
   });
 
   test('user passwd sets the password', async () => {
-    await runCli(database.url, ['user', 'add', 'erin', '--password-stdin'], 'correct-horse-battery\n');
-    await runCli(database.url, ['user', 'passwd', 'erin', '--password-stdin'], 'another-long-password\n');
+    await runCliOn(database.url, ['user', 'add', 'erin', '--password-stdin'], 'correct-horse-battery\n');
+    await runCliOn(database.url, ['user', 'passwd', 'erin', '--password-stdin'], 'another-long-password\n');
     assert.notEqual(await store.authenticate('erin', 'another-long-password'), null);
   });
 
   test('user disable stops authentication', async () => {
-    await runCli(database.url, ['user', 'add', 'frank', '--password-stdin'], 'correct-horse-battery\n');
-    await runCli(database.url, ['user', 'disable', 'frank']);
+    await runCliOn(database.url, ['user', 'add', 'frank', '--password-stdin'], 'correct-horse-battery\n');
+    await runCliOn(database.url, ['user', 'disable', 'frank']);
     assert.equal(await store.authenticate('frank', 'correct-horse-battery'), null);
   });
 
   test('user disable of the last administrator exits with status 1', async () => {
-    const result = await runCli(database.url, ['user', 'disable', 'alice']);
+    const result = await runCliOn(database.url, ['user', 'disable', 'alice']);
     assert.equal(result.code, 1);
   });
 
   test('user passwd of an unknown user exits with status 1', async () => {
-    const result = await runCli(database.url, ['user', 'passwd', 'ghost', '--password-stdin'], 'another-long-password\n');
+    const result = await runCliOn(database.url, ['user', 'passwd', 'ghost', '--password-stdin'], 'another-long-password\n');
     assert.equal(result.code, 1);
   });
 
   describe('robot add', () => {
     let result: CliResult;
     before(async () => {
-      result = await runCli(database.url, ['robot', 'add', 'ci', '--expires', '2099-01-01T00:00:00Z']);
+      result = await runCliOn(database.url, ['robot', 'add', 'ci', '--expires', '2099-01-01T00:00:00Z']);
     });
 
     test('prints only the secret on standard output', () => {
@@ -158,25 +137,25 @@ describe('portcullis CLI account commands', () => {
     });
 
     test('exits with status 1 for an expiry that is no date', async () => {
-      const invalid = await runCli(database.url, ['robot', 'add', 'cd', '--expires', 'tomorrow']);
+      const invalid = await runCliOn(database.url, ['robot', 'add', 'cd', '--expires', 'tomorrow']);
       assert.equal(invalid.code, 1);
     });
   });
 
   test('robot revoke stops authentication', async () => {
-    const created = await runCli(database.url, ['robot', 'add', 'deployer']);
-    await runCli(database.url, ['robot', 'revoke', 'deployer']);
+    const created = await runCliOn(database.url, ['robot', 'add', 'deployer']);
+    await runCliOn(database.url, ['robot', 'revoke', 'deployer']);
     assert.equal(await store.authenticate('robot$deployer', created.stdout.trim()), null);
   });
 
   test('grant stores the grant', async () => {
-    await runCli(database.url, ['grant', 'robot:ci', 'team-a/**', 'push', 'pull']);
+    await runCliOn(database.url, ['grant', 'robot:ci', 'team-a/**', 'push', 'pull']);
     const principal = await store.findPrincipal('robot$ci');
     assert.deepEqual(principal?.grants, [{ pattern: 'team-a/**', permissions: ['pull', 'push'] }]);
   });
 
   test('grant with an unknown permission exits with status 1', async () => {
-    const result = await runCli(database.url, ['grant', 'robot:ci', 'team-a/**', 'read']);
+    const result = await runCliOn(database.url, ['grant', 'robot:ci', 'team-a/**', 'read']);
     assert.equal(result.code, 1);
   });
 });
