@@ -1,57 +1,9 @@
-import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import type { Response } from 'supertest';
-import { parse } from 'yaml';
 import { apiRequest } from '../helpers/api.js';
 import { approveAll, createReviewers, decideOk, getStatus, postDecision, postRevocation, pushImage, type Reviewers } from '../helpers/certification-api.js';
 import { uniqueRepository } from '../helpers/registry-client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-
-interface ResponseObject {
-  $ref?: string;
-  content?: Record<string, { schema: object }>;
-}
-
-interface OpenApiDocument {
-  paths: Record<string, Record<string, { responses: Record<string, ResponseObject> }>>;
-  components: { responses: Record<string, ResponseObject> };
-}
-
-/** Base URI under which the whole document is registered, so that `#/components/…` references inside it resolve. */
-const DOCUMENT_ID = 'https://portcullis.invalid/openapi.json';
-
-const openapi = parse(await readFile(new URL('../../openapi.yaml', import.meta.url), 'utf8')) as OpenApiDocument;
-const ajv = new Ajv2020({ strict: false, validateFormats: false });
-ajv.addSchema({ ...openapi, $id: DOCUMENT_ID });
-
-/** Escapes one JSON Pointer segment. */
-function pointer(segment: string): string {
-  return encodeURIComponent(segment.replaceAll('~', '~0').replaceAll('/', '~1'));
-}
-
-/** Returns the JSON Pointer of a documented JSON response body, following a `$ref` to a shared response. */
-function responseSchemaPointer(path: string, method: string, status: number): string {
-  const operation = openapi.paths[path]?.[method];
-  assert.ok(operation, `openapi.yaml documents no ${method.toUpperCase()} ${path}`);
-  const response = operation.responses[String(status)];
-  assert.ok(response, `openapi.yaml documents no ${status} for ${method.toUpperCase()} ${path}`);
-
-  if (response.$ref !== undefined) {
-    const name = response.$ref.replace('#/components/responses/', '');
-    assert.ok(openapi.components.responses[name]?.content?.['application/json'], `shared response ${name} has no JSON body`);
-    return `#/components/responses/${pointer(name)}/content/application~1json/schema`;
-  }
-  assert.ok(response.content?.['application/json'], `openapi.yaml documents no JSON body for ${method.toUpperCase()} ${path} ${status}`);
-  return `#/paths/${pointer(path)}/${method}/responses/${status}/content/application~1json/schema`;
-}
-
-/** Asserts that a real response has a documented status and a body that matches its schema. */
-function assertDocumented(path: string, method: string, response: Response): void {
-  const validate = ajv.compile({ $ref: `${DOCUMENT_ID}${responseSchemaPointer(path, method, response.status)}` });
-  assert.ok(validate(response.body), `${method.toUpperCase()} ${path} ${response.status}: ${JSON.stringify(validate.errors)} in ${response.text}`);
-}
+import { assertDocumented } from '../helpers/openapi.js';
 
 describe('openapi.yaml matches real certification and policy responses', () => {
   let server: TestServer;
@@ -188,6 +140,6 @@ describe('openapi.yaml matches real certification and policy responses', () => {
   test('DELETE /api/v1/policies/{name} 204 is documented', async () => {
     await apiRequest(server, 'post', '/api/v1/policies', server.adminAuthorization).send({ name: 'short', pattern: 'short/**', requiredRoles: ['qa'] });
     const response = await apiRequest(server, 'delete', '/api/v1/policies/short', server.adminAuthorization);
-    assert.ok(openapi.paths['/api/v1/policies/{name}']?.delete?.responses[String(response.status)], `status ${response.status} is not documented`);
+    assertDocumented('/api/v1/policies/{name}', 'delete', response);
   });
 });

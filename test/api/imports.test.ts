@@ -9,7 +9,7 @@ import { blobKey } from '../../src/storage/keys.js';
 import { basicAuthorization, createTestUser, grantToUser, startTestServer, type TestServer } from '../helpers/server.js';
 import { isSkopeoAvailable } from '../helpers/skopeo.js';
 import type { ImageFixture } from '../helpers/images.js';
-import { assertDocumented } from '../upstream/openapi-check.js';
+import { assertDocumented } from '../helpers/openapi.js';
 import { startUpstreamRegistry, type UpstreamRegistry } from '../upstream/upstream-registry.js';
 
 const skopeoMissing = (await isSkopeoAvailable()) ? false : 'skopeo is not installed';

@@ -1,75 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
-import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import request from 'supertest';
-import type { Response } from 'supertest';
-import { parse } from 'yaml';
 import { basicAuthorization, createTestUser, startTestServer, type TestServer } from '../helpers/server.js';
-
-interface ResponseObject {
-  $ref?: string;
-  content?: Record<string, { schema: object }>;
-}
-
-interface OpenApiDocument {
-  paths: Record<string, Record<string, { responses: Record<string, ResponseObject> }>>;
-  components: Record<string, Record<string, unknown>>;
-}
-
-const documentText = await readFile(new URL('../../openapi.yaml', import.meta.url), 'utf8');
-const openapi = parse(documentText) as OpenApiDocument;
-
-const ajv = new Ajv2020({ strict: false, allErrors: true });
-// RFC 3339 date-time, the form `format: date-time` means in OpenAPI; ajv checks no formats without ajv-formats.
-ajv.addFormat('date-time', {
-  type: 'string',
-  validate: (value: string) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(value) && !Number.isNaN(Date.parse(value)),
-});
-ajv.addFormat('password', true);
-
-const validators = new Map<string, ValidateFunction>();
-
-/** Follows a local `$ref` such as `#/components/responses/NotFound` through the document. */
-function resolveReference(reference: string): unknown {
-  assert.ok(reference.startsWith('#/'), `only local references are supported: ${reference}`);
-  let value: unknown = openapi;
-  for (const part of reference.slice(2).split('/')) {
-    value = (value as Record<string, unknown>)[part.replaceAll('~1', '/').replaceAll('~0', '~')];
-    assert.ok(value !== undefined, `openapi.yaml has no ${reference}`);
-  }
-  return value;
-}
-
-/** Returns the documented response for a status, failing the test when the status is not documented. */
-function documentedResponse(path: string, method: string, status: number): ResponseObject {
-  const documented = openapi.paths[path]?.[method]?.responses[String(status)];
-  assert.ok(documented, `openapi.yaml documents no ${status} for ${method.toUpperCase()} ${path}`);
-  return documented.$ref ? (resolveReference(documented.$ref) as ResponseObject) : documented;
-}
-
-/**
- * Asserts that a real response has a documented status and, when the status
- * documents a JSON body, that the body matches its schema. A status
- * documented without a body must come without one.
- */
-function assertDocumented(path: string, method: string, response: Response): void {
-  const documented = documentedResponse(path, method, response.status);
-  const schema = documented.content?.['application/json']?.schema;
-  if (!schema) {
-    assert.equal(response.text ?? '', '', `${method.toUpperCase()} ${path} ${response.status} is documented without a body`);
-    return;
-  }
-
-  const key = `${method} ${path} ${response.status}`;
-  let validate = validators.get(key);
-  if (!validate) {
-    // The schema is compiled with the components beside it, so its `#/components/...` references resolve.
-    validate = ajv.compile({ ...schema, components: openapi.components });
-    validators.set(key, validate);
-  }
-  assert.ok(validate(response.body), `${key}: ${ajv.errorsText(validate.errors)} in ${response.text.slice(0, 500)}`);
-}
+import { assertDocumented } from '../helpers/openapi.js';
 
 describe('openapi.yaml matches real responses', () => {
   let server: TestServer;

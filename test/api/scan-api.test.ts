@@ -11,7 +11,7 @@ import { createReviewers, decideOk, getStatus, postDecision, type Reviewers } fr
 import { CollectingEventSink } from '../helpers/events.js';
 import { ociIndex, RegistryClient, uniqueRepository } from '../helpers/registry-client.js';
 import { basicAuthorization, createTestUser, grantToUser, startTestServer, type TestServer } from '../helpers/server.js';
-import { assertDocumented } from '../upstream/openapi-check.js';
+import { assertDocumented } from '../helpers/openapi.js';
 import { SCAN_ENGINE_VERSION } from '../../src/scan/scheduler.js';
 
 interface FindingBody {
