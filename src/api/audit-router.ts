@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { AUDIT_DECISIONS, type AuditEvent } from '../audit/chain.js';
 import { exposureOf, pullsOf } from '../audit/exposure.js';
 import { InvalidAuditQueryError, MAX_QUERY_LIMIT, queryEvents, streamEvents, type AuditFilter } from '../audit/query.js';
+import { AUDIT_ACTIONS } from '../audit/registry-events.js';
 import { verifyChain } from '../audit/verify.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { globalPermissions } from '../auth/permissions.js';
@@ -71,8 +72,8 @@ const actionListSchema = z
   .max(2000)
   .refine((value) => {
     const actions = value.split(',');
-    return actions.length <= MAX_ACTIONS && actions.every((action) => ACTION_PATTERN.test(action));
-  }, `expected one action or a comma-separated list of at most ${MAX_ACTIONS}, such as manifest.pull,blob.pull`)
+    return actions.length <= MAX_ACTIONS && actions.every((action) => ACTION_PATTERN.test(action) && AUDIT_ACTIONS.includes(action));
+  }, `expected one action or a comma-separated list of at most ${MAX_ACTIONS} of ${AUDIT_ACTIONS.join(', ')}`)
   .transform((value) => value.split(','));
 
 const filterFields = {

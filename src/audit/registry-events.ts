@@ -24,6 +24,36 @@ export type RegistryEvent =
   | { action: 'scan.waiver'; repository: string | null; digest: string; findingId: string; reason: string; expiresAt: string | null; by: string }
   | { action: 'scan.rescan'; repository: string | null; digest: string; by: string };
 
+/** Every action of a registry event, for checks at run time. */
+export const REGISTRY_EVENT_ACTIONS = [
+  'blob.push',
+  'blob.mount',
+  'blob.delete',
+  'blob.pull',
+  'manifest.push',
+  'manifest.pull',
+  'manifest.delete',
+  'tag.delete',
+  'pull.denied',
+  'auth.login',
+  'auth.token',
+  'account.change',
+  'certification.decision',
+  'certification.revocation',
+  'policy.change',
+  'import.change',
+  'upstream.change',
+  'scan.waiver',
+  'scan.rescan',
+] as const satisfies ReadonlyArray<RegistryEvent['action']>;
+
+// Fails to compile when an action of RegistryEvent is missing from the list.
+const everyActionListed: Exclude<RegistryEvent['action'], (typeof REGISTRY_EVENT_ACTIONS)[number]> extends never ? true : never = true;
+void everyActionListed;
+
+/** Every action on the audit trail: registry events and the trail's own events. */
+export const AUDIT_ACTIONS: readonly string[] = [...REGISTRY_EVENT_ACTIONS, 'gateway.start', 'audit.archive', 'audit.dropped'];
+
 /**
  * Grounds of an allowed pull: the content's certification state and policy,
  * and whether it was served uncertified through `pull-uncertified`, a

@@ -170,6 +170,7 @@ describe('audit API', () => {
       ['/api/v1/audit/events?tag=-v1', 'tag', 'an invalid tag'],
       ['/api/v1/audit/events?actor=', 'actor', 'an empty actor'],
       ['/api/v1/audit/events?action=Manifest.Pull', 'action', 'an invalid action'],
+      ['/api/v1/audit/events?action=manifest.pul', 'action', 'a misspelt action'],
       ['/api/v1/audit/events?decision=maybe', 'decision', 'an unknown decision'],
       ['/api/v1/audit/events?clientAddress=example.com', 'clientAddress', 'a host name as address'],
       ['/api/v1/audit/events?repo=a/b', 'repo', 'an unknown parameter'],
