@@ -13,6 +13,17 @@ export function requestIdOf(request: { headers: Record<string, string | string[]
   return typeof sent === 'string' && REQUEST_ID_PATTERN.test(sent) ? sent : randomUUID();
 }
 
+/**
+ * Returns a header value as UTF-8 text. Node reads header bytes as Latin-1,
+ * so a value that a client sent as UTF-8 is decoded again when it is valid
+ * UTF-8, and kept as read otherwise.
+ */
+function utf8Header(value: string): string {
+  if (!/[^\x00-\x7f]/.test(value)) return value;
+  const decoded = Buffer.from(value, 'latin1').toString('utf8');
+  return decoded.includes('\ufffd') ? value : decoded;
+}
+
 /** Returns the context of a request; the logging middleware creates it before any route runs. */
 export function contextOf(request: Request, response: Response): RequestContext {
   const existing = response.locals.context as RequestContext | undefined;
@@ -23,7 +34,7 @@ export function contextOf(request: Request, response: Response): RequestContext 
     identity: ANONYMOUS,
     principal: null,
     clientAddress: request.ip ?? '',
-    userAgent: request.get('user-agent') ?? '',
+    userAgent: utf8Header(request.get('user-agent') ?? ''),
     logger,
   };
   response.locals.context = context;

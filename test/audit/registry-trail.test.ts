@@ -220,6 +220,15 @@ describe('audit trail of a registry session', () => {
     });
   });
 
+  describe('user agents', () => {
+    test('a UTF-8 user agent is stored as sent', async () => {
+      const sent = Buffer.from('büro-client/1.0 ✓', 'utf8').toString('latin1');
+      await admin.http.get(`/v2/${repository}/manifests/${first.digest}`).set('User-Agent', sent).set('X-Request-Id', 'utf8-agent-1');
+      const row = await lastRow(server.db, { request_id: 'utf8-agent-1', action: 'manifest.pull' });
+      assert.equal(row?.user_agent, 'büro-client/1.0 ✓');
+    });
+  });
+
   describe('logins', () => {
     test('a malformed refresh token is recorded as a failed login', async () => {
       const response = await postTokenForm(server.url, { grant_type: 'refresh_token', refresh_token: 'not-a-token', service: 'portcullis', client_id: 'audit-test' });
