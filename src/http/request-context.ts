@@ -19,7 +19,7 @@ export function requestIdOf(request: { headers: Record<string, string | string[]
  * UTF-8, and kept as read otherwise.
  */
 function utf8Header(value: string): string {
-  if (!/[^\x00-\x7f]/.test(value)) return value;
+  if (!/[\u0080-\u00ff]/.test(value)) return value;
   const decoded = Buffer.from(value, 'latin1').toString('utf8');
   return decoded.includes('\ufffd') ? value : decoded;
 }
