@@ -84,11 +84,22 @@ interface PullScope {
 /**
  * Adds the conditions of a served pull of the digest: a manifest or blob pull
  * that was allowed, or allowed under a dry-run policy that would deny it.
- * Denied attempts are `pull.denied` events and never match.
+ * Within one repository, a manifest pull that the digest allowed counts too:
+ * a child of an index or an attachment of a subject, whose event names the
+ * digest in `details.certifiedDigest`. Denied attempts are `pull.denied`
+ * events and never match.
  */
 function wherePulled(query: Knex.QueryBuilder, scope: PullScope): Knex.QueryBuilder {
-  query.where('digest', scope.digest).whereIn('action', ['manifest.pull', 'blob.pull']).whereIn('decision', ['allowed', 'would-deny']);
-  if (scope.repository !== undefined) query.where('repository', scope.repository);
+  query.whereIn('action', ['manifest.pull', 'blob.pull']).whereIn('decision', ['allowed', 'would-deny']);
+  if (scope.repository !== undefined) {
+    query.where('repository', scope.repository).where((pulled) => {
+      pulled.where('digest', scope.digest).orWhere((through) => {
+        through.where('action', 'manifest.pull').whereRaw(`details->>'certifiedDigest' = ?`, [scope.digest]);
+      });
+    });
+  } else {
+    query.where('digest', scope.digest);
+  }
   if (scope.beforeSeq !== undefined) query.where('seq', '<', scope.beforeSeq);
   return query;
 }
@@ -173,10 +184,9 @@ async function incidentsOf(db: Knex, repository: string, digest: string): Promis
  * first of them. The first incident closes the window, because from then on
  * the gate denies the digest to everyone without `pull-uncertified`.
  *
- * NOTE: only pulls of the digest itself count. A child manifest of a revoked
- * index, or an attachment, pulled by its own digest is not listed, although
- * its pull event names the index in `details.certifiedDigest`. The window is
- * cut by sequence number, so a pull that the gate allowed just before the
+ * Pulls of the digest itself count, and so do manifest pulls that it allowed:
+ * the children of a revoked index and the attachments of a revoked subject.
+ * NOTE: the window is cut by sequence number, so a pull that the gate allowed just before the
  * revocation but whose event was appended after it is not listed.
  */
 export async function exposureOf(db: Knex, target: { repository: string; digest: string }): Promise<ExposureReport> {

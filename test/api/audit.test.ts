@@ -7,7 +7,7 @@ import { apiRequest, bearerAuthorization, errorCode, problemFields } from '../he
 import { appendTestEvents, fakeDigest } from '../helpers/audit.js';
 import { approveAll, createReviewers, decideOk, postRevocation, pushImage, type Reviewers } from '../helpers/certification-api.js';
 import { assertDocumented } from '../helpers/openapi.js';
-import { MEDIA, RegistryClient, uniqueRepository } from '../helpers/registry-client.js';
+import { MEDIA, ociIndex, RegistryClient, uniqueRepository } from '../helpers/registry-client.js';
 import { recordCleanScan } from '../helpers/scan-state.js';
 import { basicAuthorization, createTestUser, grantToUser, startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -312,6 +312,33 @@ describe('audit API', () => {
       });
       const response = await get('/api/v1/audit/events?limit=1');
       assert.equal(response.status, 200);
+    });
+  });
+
+  describe('exposure of a revoked index', () => {
+    const repository = uniqueRepository('exposed-index');
+    let exposure: Response;
+
+    before(async () => {
+      await createTestUser(server.db, 'carol');
+      await grantToUser(server.db, 'carol', repository, ['pull']);
+      const admin = new RegistryClient(server.url, server.admin);
+      const child = await admin.pushImage(repository);
+      await recordCleanScan(server.db, child.digest);
+      const index = await admin.pushManifest(repository, 'v1', ociIndex([{ ...child.descriptor, platform: { architecture: 'amd64', os: 'linux' } }]));
+      await approveAll(server, reviewers, repository, index.digest);
+
+      const carol = new RegistryClient(server.url, { username: 'carol', password: 'carol-password' });
+      assert.equal((await carol.http.get(`/v2/${repository}/manifests/${child.digest}`).set('Accept', MEDIA.ociManifest)).status, 200);
+      assert.equal((await postRevocation(server, reviewers.security, { repository, digest: index.digest, reason: 'bad base' })).status, 201);
+      exposure = await get(`/api/v1/audit/exposure?repository=${repository}&digest=${index.digest}`);
+    });
+
+    test('lists a child pulled by its own digest', () => {
+      assert.deepEqual(
+        exposure.body.actors.map((actor: { actor: { subject: string } }) => actor.actor.subject),
+        ['carol'],
+      );
     });
   });
 
