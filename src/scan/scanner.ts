@@ -1,7 +1,7 @@
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
+import tar from 'tar-stream';
 import type { Knex } from 'knex';
 import { archiveFormatOf } from '../policy/layer-content.js';
-import { isFilesystemLayerType } from '../policy/attachments.js';
 import { parseManifest, type Descriptor } from '../registry/manifest-parser.js';
 import { StorageNotFoundError, type BlobStore } from '../storage/blob-store.js';
 import { blobKey } from '../storage/keys.js';
@@ -69,11 +69,10 @@ export interface ImageScannerDeps {
  * - every layer whose first bytes are a tar archive, or gzip or zstd
  *   compressed, whatever its declared media type, because clients unpack
  *   layers by their bytes;
- * - a layer declared as a tar layer whose bytes are none of these is passed
- *   to the engine as declared, which reports it unscannable when it cannot
- *   read it;
- * - other layers (signatures, SBOM documents) are skipped with a note, and
- *   so are foreign layers that are not stored in the registry.
+ * - every other layer (a key file, a signature, an SBOM document) as one
+ *   file, named by its `org.opencontainers.image.title` annotation;
+ * - foreign layers that are not stored in the registry are skipped with a
+ *   note. Other compressions (bzip2, xz) are reported unscannable.
  */
 export class ImageScanner {
   private readonly limits: ScanLimits;
@@ -154,10 +153,10 @@ export class ImageScanner {
     if (format !== null && LAYER_TYPE_OF_FORMAT[format] === undefined) {
       return { findings: [], record: { ...record, status: 'unscannable', reason: `the layer is ${format} compressed, which the scanner does not read` } };
     }
-    const mediaType = format !== null ? (LAYER_TYPE_OF_FORMAT[format] as string) : layer.mediaType;
-    if (format === null && !isFilesystemLayerType(layer.mediaType)) return { findings: [], record: { ...record, status: 'skipped', reason: 'not a filesystem archive' } };
-
-    const stream = await this.open(layer.digest);
+    const blob = await this.open(layer.digest);
+    // A blob that is no archive (a key file, a document pushed as an artifact) is scanned as one file.
+    const stream = format === null ? asSingleFileArchive(blob, layer) : blob;
+    const mediaType = format === null ? LAYER_TYPE_OF_FORMAT.tar! : LAYER_TYPE_OF_FORMAT[format]!;
     try {
       const result = await scanLayer(stream, mediaType, layer.digest, this.limits, signal, { previewKey });
       const counts = { entries: result.entries, expandedBytes: result.expandedBytes };
@@ -165,6 +164,7 @@ export class ImageScanner {
       return { findings: result.findings, record: { ...record, status: 'scanned', ...counts } };
     } finally {
       stream.destroy();
+      blob.destroy();
     }
   }
 
@@ -176,6 +176,26 @@ export class ImageScanner {
       throw error;
     }
   }
+}
+
+/** Annotation that names the file a blob holds, as ORAS and other artifact clients set it. */
+const TITLE_ANNOTATION = 'org.opencontainers.image.title';
+
+/**
+ * Streams a blob as a tar archive with one entry, so the engine scans it as
+ * a file: named by the descriptor's title annotation, or `blob` without one.
+ */
+function asSingleFileArchive(blob: Readable, layer: Descriptor): Readable {
+  const title = layer.annotations?.[TITLE_ANNOTATION];
+  const name = title !== undefined && title !== '' && !title.includes('\0') ? title.replace(/^\/+/, '') : 'blob';
+  const pack = tar.pack();
+  const entry = pack.entry({ name, size: layer.size, type: 'file' }, (error) => {
+    if (error) pack.destroy(error);
+    else pack.finalize();
+  });
+  blob.on('error', (error) => pack.destroy(error));
+  blob.pipe(entry);
+  return Readable.from(pack);
 }
 
 /** Reads a small stream into one buffer. */
