@@ -116,7 +116,7 @@ export function auditInputOf(context: RequestContext, event: RegistryEvent, repl
     case 'account.change':
       return { ...input, details: { change: event.change, target: event.target, by: event.by } };
     case 'certification.decision':
-      return { ...input, repository: event.repository, digest: event.digest, certificationState: event.state, details: { role: event.role, decision: event.decision, by: event.actor } };
+      return { ...input, repository: event.repository, digest: event.digest, certificationState: event.state, reason: event.comment === '' ? null : event.comment, details: { role: event.role, decision: event.decision, by: event.actor } };
     case 'certification.revocation':
       return { ...input, repository: event.repository, digest: event.digest, certificationState: 'revoked', reason: event.reason, details: { by: event.actor } };
     case 'policy.change':

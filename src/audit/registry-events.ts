@@ -16,7 +16,7 @@ export type RegistryEvent =
   /** `refresh` is true when the response carries a refresh token; `grant` is how the caller asked. */
   | { action: 'auth.token'; subject: string; tokenId: string; access: Array<{ type: string; name: string; actions: string[] }>; refresh: boolean; grant: 'password' | 'refresh_token' | 'anonymous' }
   | { action: 'account.change'; change: string; target: string; by: string }
-  | { action: 'certification.decision'; repository: string; digest: string; role: string; decision: 'approve' | 'reject'; actor: string; state: string }
+  | { action: 'certification.decision'; repository: string; digest: string; role: string; decision: 'approve' | 'reject'; actor: string; state: string; comment: string }
   | { action: 'certification.revocation'; repository: string; digest: string; reason: string; actor: string }
   | { action: 'policy.change'; policy: string; change: 'create' | 'update' | 'delete'; by: string }
   | { action: 'import.change'; importId: string; source: string; target: string; status: string; by: string }

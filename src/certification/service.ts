@@ -224,7 +224,7 @@ export class CertificationService {
         .returning(['id', 'role', 'decision', 'comment', 'evidence', 'actor', 'created_at'])) as DecisionRow[];
       const status = await certificationStatus(trx, repositoryId, repository, digest);
 
-      await this.deps.events.record(context, { action: 'certification.decision', repository, digest, role, decision: verdict, actor: actor.subject, state: status.state }, trx);
+      await this.deps.events.record(context, { action: 'certification.decision', repository, digest, role, decision: verdict, actor: actor.subject, state: status.state, comment }, trx);
       await notify(trx, { kind: 'decision', repository, digest });
       return { decision: { ...decisionOf(row as DecisionRow), repository, digest }, status };
     });

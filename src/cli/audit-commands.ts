@@ -33,6 +33,7 @@ interface EventView {
   digest: string | null;
   decision: string | null;
   reason: string | null;
+  details: Record<string, unknown>;
 }
 
 interface PullerView {
@@ -81,13 +82,22 @@ function filterQuery(options: FilterOptions, extra: Record<string, string | unde
   return query.toString();
 }
 
+/** Formats an actor as its subject, which the --actor filter takes, with its kind in parentheses. */
 function actorText(actor: { kind: string; subject: string | null }): string {
-  return actor.subject === null ? actor.kind : `${actor.kind}:${actor.subject}`;
+  return actor.subject === null ? actor.kind : `${actor.subject} (${actor.kind})`;
 }
+
+/** Longest details text shown for an event without a repository. */
+const MAX_DETAILS_TEXT = 160;
 
 /** Formats one event as a line: time, number, action, actor, address, repository, reference or digest, decision and reason. */
 function eventLine(event: EventView): string {
-  const target = event.repository === null ? '-' : `${event.repository}${event.reference ? `:${event.reference}` : ''}${event.digest ? `@${event.digest}` : ''}`;
+  let target = event.repository === null ? '-' : `${event.repository}${event.reference ? `:${event.reference}` : ''}${event.digest ? `@${event.digest}` : ''}`;
+  // Account, policy and login events have no repository; their details say what changed.
+  if (event.repository === null && Object.keys(event.details).length > 0) {
+    const details = JSON.stringify(event.details);
+    target = details.length > MAX_DETAILS_TEXT ? `${details.slice(0, MAX_DETAILS_TEXT - 1)}…` : details;
+  }
   const decision = event.decision === null ? '' : `  ${event.decision}${event.reason ? ` (${event.reason})` : ''}`;
   return `${event.occurredAt}  #${event.seq}  ${event.action}  ${actorText(event.actor)}  ${event.clientAddress ?? '-'}  ${target}${decision}`;
 }

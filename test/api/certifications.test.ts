@@ -169,7 +169,7 @@ describe('certification API', () => {
       const digest = await pushImage(server, repository);
       await decideOk(server, reviewers.qa, { repository, digest, role: 'qa' });
       const recorded = events.ofAction('certification.decision').filter((event) => event.digest === digest);
-      assert.deepEqual(recorded, [{ action: 'certification.decision', repository, digest, role: 'qa', decision: 'approve', actor: 'reviewer-qa', state: 'pending' }]);
+      assert.deepEqual(recorded, [{ action: 'certification.decision', repository, digest, role: 'qa', decision: 'approve', actor: 'reviewer-qa', state: 'pending', comment: '' }]);
     });
   });
 

@@ -4,7 +4,7 @@ import type { AuditEventRow } from '../../src/audit/store.js';
 import { verifyChain } from '../../src/audit/verify.js';
 import type { Database } from '../../src/db/database.js';
 import { bearerAuthorization, decodeJwt, fetchToken, postTokenForm } from '../helpers/auth.js';
-import { approveAll, createReviewers, postRevocation } from '../helpers/certification-api.js';
+import { approveAll, createReviewers, decideOk, postRevocation } from '../helpers/certification-api.js';
 import { assertOciError, RegistryClient, uniqueRepository, type ManifestDocument } from '../helpers/registry-client.js';
 import { recordCleanScan } from '../helpers/scan-state.js';
 import { createTestUser, grantToUser, startTestServer, type TestServer } from '../helpers/server.js';
@@ -148,6 +148,14 @@ describe('audit trail of a registry session', () => {
       const response = await new RegistryClient(server.url, null).http.get(`/v2/${repository}/manifests/${second.digest}`).set('Authorization', bearerAuthorization(token.token)).set('X-Request-Id', 'token-pull-1');
       assert.equal(response.status, 200);
       tokenPull = await lastRow(server.db, { request_id: 'token-pull-1' });
+    });
+
+    test('a decision records its comment as the reason', async () => {
+      const target = uniqueRepository('audited/rejected');
+      const image = await admin.pushImage(target, 'v1');
+      await decideOk(server, reviewers.qa, { repository: target, digest: image.digest, role: 'qa', decision: 'reject', comment: 'fails the smoke tests' });
+      const row = await lastRow(server.db, { action: 'certification.decision', digest: image.digest });
+      assert.equal(row?.reason, 'fails the smoke tests');
     });
 
     test('each approval is recorded with the role and the resulting state', async () => {

@@ -166,7 +166,7 @@ describe('CertificationService', () => {
       const { digest } = await addManifest(repository);
       await service.decide({ repository, digest, role: 'it', decision: 'approve' }, itReviewer, context);
       const recorded = events.ofAction('certification.decision').filter((event) => event.digest === digest);
-      assert.deepEqual(recorded, [{ action: 'certification.decision', repository, digest, role: 'it', decision: 'approve', actor: 'ivy', state: 'pending' }]);
+      assert.deepEqual(recorded, [{ action: 'certification.decision', repository, digest, role: 'it', decision: 'approve', actor: 'ivy', state: 'pending', comment: '' }]);
     });
 
     test('announces the decision on the certification channel', async () => {

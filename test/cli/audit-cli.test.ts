@@ -51,7 +51,7 @@ describe('portcullis audit', { concurrency: 4 }, () => {
     assert.equal(result.code, 0, result.stderr);
     const lines = result.stdout.trimEnd().split('\n');
     assert.equal(lines.length, 2);
-    assert.match(lines[0]!, /manifest\.pull {2}user:bob {2}192\.0\.2\.8 {2}cli-audit\/app:v1@sha256:e{64} {2}allowed$/);
+    assert.match(lines[0]!, /manifest\.pull {2}bob \(user\) {2}192\.0\.2\.8 {2}cli-audit\/app:v1@sha256:e{64} {2}allowed$/);
   });
 
   test('query --limit prints the next cursor', async () => {
@@ -95,7 +95,7 @@ describe('portcullis audit', { concurrency: 4 }, () => {
     const result = await runCliWith(['audit', 'pulls', '--digest', DIGEST], auditor);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /^2 pulls of sha256:e{64}$/m);
-    assert.match(result.stdout, /^ {2}user:alice: 1 pull, .* from 192\.0\.2\.7$/m);
+    assert.match(result.stdout, /^ {2}alice \(user\): 1 pull, .* from 192\.0\.2\.7$/m);
   });
 
   test('exposure prints the revocation and the pulls before it', async () => {
