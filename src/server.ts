@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type pino from 'pino';
 import type { Config } from './config.js';
 import { createApp } from './app.js';
+import { PACKAGE_VERSION } from './version.js';
 import { createDatabase, migrateToLatest, type Database } from './db/database.js';
 import { startEmbeddedPostgres, type RunningEmbeddedPostgres } from './db/embedded-postgres.js';
 import { lockDataDir } from './db/data-dir-lock.js';
@@ -26,8 +26,6 @@ async function recoverScans(app: { recoverScans(): Promise<string[]> }, logger: 
   }
 }
 
-/** The gateway's version from package.json, recorded on its start event. */
-const GATEWAY_VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 /** A started gateway and how to stop it. */
 export interface RunningGateway {
@@ -89,7 +87,7 @@ export async function startGateway(config: Config, logger: pino.Logger): Promise
     closeStore = opened.close;
     await prepareAuditTrail(db, logger);
     await ensureBootstrapAdmin(db, config.auth.adminPassword, logger, process.stdout, (trx, username) => recordBootstrapAdmin(trx, config.audit, username));
-    const events = createAuditSink(db, logger, config.audit, auditWriter);
+    const events = createAuditSink(db, logger, config.audit, { writer: auditWriter });
     const auth = await createAuthServices(db, config.auth, events, logger);
     const app = createApp({ config, db, store: opened.store, logger, auth, events, jobs });
     await jobs.start();
@@ -102,7 +100,7 @@ export async function startGateway(config: Config, logger: pino.Logger): Promise
     const port = typeof address === 'object' && address !== null ? address.port : config.port;
     url = config.publicUrl ?? `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
     try {
-      await recordGatewayStart(db, logger, config.audit, { version: GATEWAY_VERSION, url });
+      await recordGatewayStart(db, logger, config.audit, { version: PACKAGE_VERSION, url });
     } catch (error) {
       server.close();
       throw error;
@@ -138,6 +136,7 @@ export async function startGateway(config: Config, logger: pino.Logger): Promise
     url,
     stop: async () => {
       logger.info('stopping');
+      jobs.beginStopping();
       clearInterval(purgeTimer);
       clearInterval(maintenanceTimer);
       await new Promise<void>((resolve) => {

@@ -8,7 +8,13 @@ export const MAX_GROUPS_PER_REQUEST = 100;
 
 /** Turns zod issues into problems named by field path; an issue about the whole input is named by `whole`. */
 function problemsOf(error: z.ZodError, whole: string): InputProblem[] {
-  return error.issues.map((issue) => ({ field: issue.path.map(String).join('.') || whole, message: issue.message }));
+  return error.issues.map((issue) => ({ field: issue.path.map(String).join('.') || whole, message: messageOf(issue) }));
+}
+
+/** Returns the message of an issue, saying "required" where zod says that a value of some type was expected and none was sent. */
+function messageOf(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_type' && issue.message.endsWith('received undefined')) return `required: expected a ${issue.expected}`;
+  return issue.message;
 }
 
 function invalidRequest(problems: InputProblem[]): ApiError {

@@ -11,9 +11,13 @@ export function auditSettingsOf(config: Config): AuditConfig {
   return config.audit;
 }
 
-/** Builds the event sink that writes to the audit trail and to the log. */
-export function createAuditSink(db: Knex, logger: pino.Logger, settings: AuditConfig, writer: AuditWriter = new AuditWriter(db, logger, { lockTimeoutMs: settings.lockTimeoutMs, replica: settings.replica })): AuditEventSink {
-  return new AuditEventSink(writer, { replica: settings.replica, failOpenPulls: settings.failOpenPulls }, logEventSink);
+/**
+ * Builds the event sink that writes to the audit trail and, unless
+ * `logEvents` is false, to the log as well.
+ */
+export function createAuditSink(db: Knex, logger: pino.Logger, settings: AuditConfig, options: { writer?: AuditWriter; logEvents?: boolean } = {}): AuditEventSink {
+  const writer = options.writer ?? new AuditWriter(db, logger, { lockTimeoutMs: settings.lockTimeoutMs, replica: settings.replica });
+  return new AuditEventSink(writer, { replica: settings.replica, failOpenPulls: settings.failOpenPulls }, options.logEvents === false ? undefined : logEventSink);
 }
 
 /** Prepares the audit trail before a gateway writes to it: creates the month partitions of this month and the next two. */

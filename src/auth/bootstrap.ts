@@ -40,7 +40,7 @@ export async function ensureBootstrapAdmin(
   output.write(
     `\nPortcullis created the user "${BOOTSTRAP_ADMIN}" with this generated password, shown only once:\n\n    ${password}\n\n` +
       `Log in with: skopeo login --tls-verify=false -u ${BOOTSTRAP_ADMIN} <host:port>\n` +
-      `Change it now: portcullis user passwd ${BOOTSTRAP_ADMIN}, or PUT /api/v1/users/${BOOTSTRAP_ADMIN}/password\n\n`,
+      `Change it now: npx portcullis user passwd ${BOOTSTRAP_ADMIN}, or PUT /api/v1/users/${BOOTSTRAP_ADMIN}/password\n\n`,
   );
   return password;
 }

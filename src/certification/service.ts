@@ -216,7 +216,7 @@ export class CertificationService {
     return this.deps.db.transaction(async (trx) => {
       const repositoryId = await this.lockManifest(trx, repository, digest);
       if (role === 'security' && verdict === 'approve') {
-        const problem = scanGateProblem(digest, await scanSummary(trx, repositoryId, digest));
+        const problem = scanGateProblem(repository, digest, await scanSummary(trx, repositoryId, digest));
         if (problem) throw new CertificationConflictError('manifest', digest, problem.reason, problem.message);
       }
       const [row] = (await trx('certification_decisions')

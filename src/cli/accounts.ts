@@ -45,7 +45,7 @@ async function runAccountCommand(loadConfig: () => Config, work: (session: Comma
   const actor: Actor = { context, name };
 
   try {
-    await withCommandDatabase(config, logger, (db) => work({ accounts: new AccountService({ db, events: createAuditSink(db, logger, auditSettingsOf(config)) }), actor }));
+    await withCommandDatabase(config, logger, (db) => work({ accounts: new AccountService({ db, events: createAuditSink(db, logger, auditSettingsOf(config), { logEvents: false }) }), actor }));
   } catch (error) {
     process.exitCode = 1;
     if (isExpectedFailure(error)) {

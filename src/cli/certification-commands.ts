@@ -1,5 +1,9 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { PACKAGE_VERSION } from '../version.js';
 import { CommandError } from './password-input.js';
+
+/** User agent of the CLI's requests, so the audit trail tells them from other clients. */
+const CLI_USER_AGENT = `portcullis-cli/${PACKAGE_VERSION}`;
 
 /** Gateway URL when neither --url nor PORTCULLIS_URL is set: a gateway started by `portcullis serve` on this machine. */
 export const DEFAULT_GATEWAY_URL = 'http://127.0.0.1:5000';
@@ -101,7 +105,9 @@ export class GatewayClient {
 
   private async send(url: URL, init: RequestInit, signal: AbortSignal = AbortSignal.timeout(REQUEST_TIMEOUT_MS)): Promise<Response> {
     try {
-      return await fetch(url, { ...init, signal });
+      const headers = new Headers(init.headers);
+      headers.set('User-Agent', CLI_USER_AGENT);
+      return await fetch(url, { ...init, headers, signal });
     } catch (error) {
       // fetch reports network failures as "fetch failed" with the socket error as its cause.
       let cause = String(error);

@@ -23,7 +23,7 @@ export function urlForLog(url: string): string {
 
 /**
  * One log line per request with request id, operation, route facts, status,
- * bytes and duration. 4xx responses log at warn, 5xx at error; health checks
+ * bytes and duration. 4xx responses log at warn (a 404 to HEAD at info), 5xx at error; health checks
  * are not logged. Authorization headers are redacted by the logger.
  */
 export function createRequestLogger(logger: pino.Logger): HttpLogger {
@@ -35,8 +35,10 @@ export function createRequestLogger(logger: pino.Logger): HttpLogger {
       return id;
     },
     autoLogging: { ignore: (request) => request.url === '/healthz' || request.url === '/readyz' },
-    customLogLevel: (_request, response, error) => {
+    customLogLevel: (request, response, error) => {
       if (error || response.statusCode >= 500) return 'error';
+      // Push clients check with HEAD whether each blob and manifest exists, so a 404 there is routine.
+      if (request.method === 'HEAD' && response.statusCode === 404) return 'info';
       if (response.statusCode >= 400) return 'warn';
       return 'info';
     },

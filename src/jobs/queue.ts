@@ -77,6 +77,7 @@ export class JobQueue {
   private readonly running = new Set<AbortController>();
   private starting: Promise<void> | null = null;
   private stopped = false;
+  private stopping = false;
 
   constructor(private readonly options: JobQueueOptions) {
     this.boss = new PgBoss({
@@ -88,7 +89,11 @@ export class JobQueue {
       schedule: false,
       migrate: true,
     });
-    this.boss.on('error', (error) => options.logger.error({ err: error }, 'background job queue error'));
+    this.boss.on('error', (error) => {
+      // Once the gateway stops, the database may close connections first (Ctrl-C reaches an embedded PostgreSQL too), so such errors are expected.
+      if (this.stopping) options.logger.warn({ err: error }, 'background job queue error while stopping');
+      else options.logger.error({ err: error }, 'background job queue error');
+    });
   }
 
   /** Whether this process executes jobs. */
@@ -138,12 +143,18 @@ export class JobQueue {
     for (const workerId of this.workerIds.get(name) ?? []) this.boss.notifyWorker(workerId);
   }
 
+  /** Marks the start of a shutdown, after which connection errors are expected and logged as warnings. */
+  beginStopping(): void {
+    this.stopping = true;
+  }
+
   /**
    * Stops the workers: running handlers get an aborted signal, and runs that
    * have not returned within the timeout are failed, so they are retried.
    */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping = true;
     if (!this.starting) return;
     await this.starting.catch(() => undefined);
 

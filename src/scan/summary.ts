@@ -78,8 +78,9 @@ export type ScanGateReason = 'scan_unfinished' | 'scan_failed' | 'scan_findings'
  * Returns why Security may not approve a digest yet, or null when it may: the
  * scan must have finished clean, or with every finding waived.
  */
-export function scanGateProblem(digest: string, summary: ScanSummary): { reason: ScanGateReason; message: string } | null {
+export function scanGateProblem(repository: string, digest: string, summary: ScanSummary): { reason: ScanGateReason; message: string } | null {
   const rescan = `POST /api/v1/scans/${digest}/rescan`;
+  const scans = `GET /api/v1/scans?repository=${encodeURIComponent(repository)}&digest=${digest}`;
   switch (summary.state) {
     case 'clean':
       return null;
@@ -87,10 +88,10 @@ export function scanGateProblem(digest: string, summary: ScanSummary): { reason:
       if (summary.openFindings === 0) return null;
       return {
         reason: 'scan_findings',
-        message: `the secret scan of ${digest} has ${summary.openFindings} finding(s) that are not waived: waive each with POST /api/v1/scans/findings/{id}/waivers (see GET /api/v1/scans?repository=…&digest=${digest}) or reject the image`,
+        message: `the secret scan of ${digest} has ${summary.openFindings} finding(s) that are not waived: waive each with POST /api/v1/scans/findings/{id}/waivers (see ${scans}) or reject the image`,
       };
     case 'failed':
-      return { reason: 'scan_failed', message: `the secret scan of ${digest} failed, so Security cannot approve it: see GET /api/v1/scans for the reason, and queue a new scan with ${rescan}` };
+      return { reason: 'scan_failed', message: `the secret scan of ${digest} failed, so Security cannot approve it: see ${scans} for the reason, and queue a new scan with ${rescan}` };
     case 'none':
       return { reason: 'scan_unfinished', message: `${digest} has not been scanned for secrets: queue a scan with ${rescan}; Security can approve it once the scan finishes` };
     case 'queued':

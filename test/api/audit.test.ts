@@ -187,6 +187,11 @@ describe('audit API', () => {
       });
     }
 
+    test('a missing parameter is called required', async () => {
+      const response = await get('/api/v1/audit/pulls');
+      assert.match(response.body.error.message as string, /digest: required/);
+    });
+
     test('an export with limit returns 400 naming limit', async () => {
       const response = await get('/api/v1/audit/events?limit=5').set('Accept', 'text/csv');
       assert.equal(response.status, 400);
