@@ -147,6 +147,7 @@ export function exposureView(report: ExposureReport): Record<string, unknown> {
     status: report.status,
     exposureEndsAt: report.exposureEndsAt?.toISOString() ?? null,
     incidents: report.incidents.map((incident) => ({ ...incident, occurredAt: incident.occurredAt.toISOString() })),
+    pulledAfter: report.pulledAfter.map(pullerView),
     pulls: report.pulls,
     actors: report.actors.map(pullerView),
     events: report.events.map(eventView),

@@ -62,6 +62,11 @@ export interface ExposureReport extends Omit<PullsReport, 'repository'> {
   exposureEndsAt: Date | null;
   /** Every revocation and rejection of the digest in the repository, oldest first, at most 100. */
   incidents: ExposureIncident[];
+  /**
+   * Who pulled the digest after the first incident, which only holders of
+   * uncertified access can do: one entry per actor. Empty when there was no incident.
+   */
+  pulledAfter: PullerSummary[];
 }
 
 interface SummaryRow {
@@ -79,6 +84,8 @@ interface PullScope {
   repository?: string;
   /** Only pulls with a lower sequence number. */
   beforeSeq?: number;
+  /** Only pulls with a higher sequence number. */
+  afterSeq?: number;
 }
 
 /**
@@ -101,6 +108,7 @@ function wherePulled(query: Knex.QueryBuilder, scope: PullScope): Knex.QueryBuil
     query.where('digest', scope.digest);
   }
   if (scope.beforeSeq !== undefined) query.where('seq', '<', scope.beforeSeq);
+  if (scope.afterSeq !== undefined) query.where('seq', '>', scope.afterSeq);
   return query;
 }
 
@@ -193,8 +201,9 @@ export async function exposureOf(db: Knex, target: { repository: string; digest:
   const incidents = await incidentsOf(db, target.repository, target.digest);
   const first = incidents[0];
   const report = await reportPulls(db, { ...target, ...(first ? { beforeSeq: first.seq } : {}) });
+  const pulledAfter = first ? await summarizePullers(db, { ...target, afterSeq: first.seq }) : [];
 
   let status: ExposureReport['status'] = 'not-revoked';
   if (first) status = first.kind === 'revocation' ? 'revoked' : 'rejected';
-  return { repository: target.repository, digest: target.digest, status, exposureEndsAt: first?.occurredAt ?? null, incidents, ...report };
+  return { repository: target.repository, digest: target.digest, status, exposureEndsAt: first?.occurredAt ?? null, incidents, pulledAfter, ...report };
 }

@@ -54,6 +54,7 @@ interface ExposureBody extends PullsBody {
   status: string;
   exposureEndsAt: string | null;
   incidents: Array<{ occurredAt: string; kind: string; actor: string | null; role: string | null; reason: string | null }>;
+  pulledAfter: PullerView[];
 }
 
 interface VerifyBody {
@@ -214,6 +215,10 @@ export function registerAuditCommands(program: Command): Command {
       }
       lines.push(body.exposureEndsAt === null ? `pulls so far: ${body.pulls}` : `pulls before ${body.exposureEndsAt}: ${body.pulls}`);
       lines.push(...pullerLines(body.actors));
+      if (body.pulledAfter.length > 0) {
+        lines.push('pulled after that, with uncertified access:');
+        lines.push(...pullerLines(body.pulledAfter));
+      }
       process.stdout.write(`${lines.join('\n')}\n`);
     });
   });

@@ -377,6 +377,8 @@ describe('audit API', () => {
       assert.equal(revocation.status, 201, revocation.text);
       revokedAt = revocation.body.revocation.createdAt as string;
       assert.equal(await pullAs('alice', '203.0.113.10'), 403);
+      const admin = new RegistryClient(server.url, server.admin);
+      assert.equal((await admin.http.get(`/v2/${repository}/manifests/v1`).set('Accept', MEDIA.ociManifest)).status, 200);
 
       exposure = await get(`/api/v1/audit/exposure?repository=${repository}&digest=${digest}`);
       pulls = await get(`/api/v1/audit/pulls?digest=${digest}`);
@@ -413,6 +415,13 @@ describe('audit API', () => {
       assert.ok(exposure.body.events.every((event: { seq: number }) => event.seq < incidentSeq));
     });
 
+    test('exposure lists who pulled after the revocation', () => {
+      assert.deepEqual(
+        exposure.body.pulledAfter.map((actor: { actor: { subject: string }; pulls: number }) => [actor.actor.subject, actor.pulls]),
+        [['admin', 1]],
+      );
+    });
+
     test('exposure leaves out the denied attempt', () => {
       assert.ok(exposure.body.events.every((event: { action: string; decision: string }) => event.action === 'manifest.pull' && event.decision === 'allowed'));
     });
@@ -426,11 +435,11 @@ describe('audit API', () => {
       assertDocumented('/api/v1/audit/pulls', 'get', pulls);
     });
 
-    test('pulls counts the served pulls of both users', () => {
-      assert.equal(pulls.body.pulls, 3);
+    test('pulls counts every served pull, after the revocation too', () => {
+      assert.equal(pulls.body.pulls, 4);
       assert.deepEqual(
         pulls.body.actors.map((actor: { actor: { subject: string } }) => actor.actor.subject),
-        ['alice', 'bob'],
+        ['alice', 'bob', 'admin'],
       );
     });
 
