@@ -41,6 +41,7 @@ interface StatusBody {
   decisions: DecisionView[];
   lastRevocation: { reason: string; actor: string; createdAt: string } | null;
   expiresAt: string | null;
+  scan?: { state: string; openFindings: number };
 }
 
 /**
@@ -204,6 +205,7 @@ function formatStatus(status: StatusBody): string {
     `missing:     ${listOrDash(status.missingRoles)}`,
     ...(status.rejectedRoles.length > 0 ? [`rejected:    ${listOrDash(status.rejectedRoles)}`] : []),
     `expires:     ${status.expiresAt ?? '-'}`,
+    ...(status.scan ? [`scan:        ${status.scan.state}${status.scan.openFindings > 0 ? ` (${status.scan.openFindings} open finding${status.scan.openFindings === 1 ? '' : 's'})` : ''}`] : []),
   ];
   if (status.lastRevocation) lines.push(`revoked:     ${status.lastRevocation.createdAt} by ${status.lastRevocation.actor}: ${status.lastRevocation.reason}`);
   lines.push(status.decisions.length > 0 ? 'decisions since the last revocation:' : 'decisions:   none');

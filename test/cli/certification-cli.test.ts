@@ -132,6 +132,8 @@ describe('portcullis certify, status and revoke', { concurrency: 4 }, () => {
     assert.match(result.stdout, new RegExp(`^digest: +${digest}$`, 'm'));
     assert.match(result.stdout, /^state: +pending$/m);
     assert.match(result.stdout, /^missing: +security, qa$/m);
+    // pushImage records a clean scan, so Security could approve it.
+    assert.match(result.stdout, /^scan: +clean$/m);
   });
 
   test('status by digest --json prints the API response', async () => {
