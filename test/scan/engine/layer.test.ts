@@ -135,9 +135,10 @@ describe('scanLayer', () => {
     const pack = tar.pack();
     const sink = pack.entry({ name: 'endless.txt', size: 2 ** 40 });
     const line = Buffer.alloc(64 * 1024, 'line\n');
+    const aborted = new Promise((resolve) => controller.signal.addEventListener('abort', () => resolve(undefined), { once: true }));
     const writing = (async () => {
       while (!controller.signal.aborted) {
-        if (!sink.write(line)) await new Promise((resolve) => { sink.once('drain', () => resolve(undefined)); controller.signal.addEventListener('abort', () => resolve(undefined)); });
+        if (!sink.write(line)) await Promise.race([new Promise((resolve) => sink.once('drain', () => resolve(undefined))), aborted]);
       }
     })();
     setTimeout(() => controller.abort(new Error('scan cancelled')), 200);
