@@ -16,7 +16,7 @@ export interface ScanJobData {
  * is queued again when its digest is pushed again. Change it whenever the
  * detectors or limits in src/scan/engine change their results.
  */
-export const SCAN_ENGINE_VERSION = '4';
+export const SCAN_ENGINE_VERSION = '5';
 
 /** Minimum time a scan job may run before pg-boss expires it, in seconds. */
 const MIN_SCAN_EXPIRY_SECONDS = 15 * 60;

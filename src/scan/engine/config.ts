@@ -1,3 +1,4 @@
+import { findCommandPasswords, splitShellWords } from './command-line.js';
 import { isSecretName, isSecretValue, unquote, type DetectorId } from './detectors.js';
 import { FindingCollector } from './redaction.js';
 import { TextScanner } from './text-scanner.js';
@@ -55,6 +56,9 @@ export function scanImageConfig(config: Buffer, options: PreviewOptions = {}): F
         collector.add('config-command-secret', `${field}[${i + 1}]`, 1, unquote(next));
       }
     });
+    // In exec form each argument is one word, so passwords of known programs ('mysql', '-pXYZ') are found across arguments.
+    const words = list.map((argument) => ({ text: typeof argument === 'string' ? argument : '', line: 1, separator: false }));
+    for (const password of findCommandPasswords(words)) collector.add('config-command-secret', `${field}[${password.wordIndex}]`, 1, password.value);
   }
 
   const labels = isObject(settings['Labels']) ? settings['Labels'] : {};
@@ -74,7 +78,11 @@ export function scanImageConfig(config: Buffer, options: PreviewOptions = {}): F
   return collector.findings;
 }
 
-/** Reports assignments to secret-looking names in a shell command or Dockerfile instruction, line by line, then scans it as text. */
+/**
+ * Reports assignments to secret-looking names in a shell command or Dockerfile instruction, line
+ * by line, and passwords given to known programs (`curl -u user:password`, `mysql -ppassword`),
+ * then scans it as text.
+ */
 function scanCommand(collector: FindingCollector, path: string, command: string, detector: DetectorId): void {
   command.split('\n').forEach((line, index) => {
     for (const match of line.matchAll(ASSIGNMENT)) reportAssignment(collector, detector, path, index + 1, match[1]!, match[2]!);
@@ -82,6 +90,10 @@ function scanCommand(collector: FindingCollector, path: string, command: string,
     const legacy = LEGACY_ENV.exec(line);
     if (legacy) reportAssignment(collector, detector, path, index + 1, legacy[1]!, legacy[2]!.trim());
   });
+
+  const words = splitShellWords(command);
+  for (const password of findCommandPasswords(words)) collector.add(detector, path, words[password.wordIndex]!.line, password.value);
+
   scanText(collector, path, command);
 }
 

@@ -20,12 +20,14 @@
  * | pypirc-password | `.pypirc` `password` | high |
  * | kubeconfig-token, kubeconfig-password | kubeconfig `token` and `password` | high |
  * | dotenv-secret | `.env` files: variables with a secret-looking name | high |
- * | config-env-secret, config-label-secret, config-command-secret, config-history-secret | image config `Env`, `Labels`, `Cmd`/`Entrypoint`, `history[].created_by` assignments to a secret-looking name | high |
+ * | config-file-secret | configuration files by name (YAML, JSON, XML, `.properties`, `.ini`, `.cfg`, `.conf`, `.cnf`, `.toml`, Django settings, `wp-config.php`): secret-named keys whose value passes looksLikePassword; connection-string `Password=`; every password in `.pgpass` and `.my.cnf` | high |
+ * | config-env-secret, config-label-secret, config-command-secret, config-history-secret | image config `Env`, `Labels`, `Cmd`/`Entrypoint`, `history[].created_by` assignments to a secret-looking name, and passwords given to known programs (`curl -u`, `mysql -p`, `sshpass -p`, `docker login -p`, …) | high |
  * | jwt | JSON Web Tokens | medium |
- * | url-credentials | URLs with `user:password@` | medium |
+ * | url-credentials | URLs with `user:password@` whose password passes looksLikePassword, for any user and any host but documentation hosts (example.com, `.example`, `.invalid`, `.test`) | medium |
  *
  * Every value detector first rejects placeholders (`changeme`, `${VAR}`, `<password>`, `xxx`, …)
- * and documented example values, because a clean image must yield no findings.
+ * and documented example values, because a clean image must yield no findings. Text files with
+ * a UTF-16 byte order mark are decoded before they are scanned.
  */
 import { createHmac } from 'node:crypto';
 import type { Severity } from './types.js';
@@ -59,6 +61,7 @@ export const SEVERITIES = {
   'config-label-secret': 'high',
   'config-command-secret': 'high',
   'config-history-secret': 'high',
+  'config-file-secret': 'high',
   jwt: 'medium',
   'url-credentials': 'medium',
 } as const satisfies Record<string, Severity>;
@@ -75,6 +78,12 @@ export type Emit = (detector: DetectorId, secret: string) => void;
  */
 export const PREFILTER = /-----BEGIN |AKIA|ASIA|gh[pousr]_|github_pat_|glpat-|xox[abpr]-|npm_|eyJ|:\/\/[^\s/@:]*:[^\s/@]*@|AccountKey=|secret_?access_?key|client-key-data/gi;
 
+/**
+ * PREFILTER and the words of secret-looking names, for configuration files. A key such as
+ * `db_password` or `apiKey` contains one of these words, and so does a connection string's `Pwd=`.
+ */
+export const CONFIG_PREFILTER = new RegExp(`${PREFILTER.source}|pass|pwd|secret|token|key|auth|credential|salt`, 'gi');
+
 const PLACEHOLDER_EXACT = new Set([
   '', 'null', 'nil', 'none', 'undefined', 'true', 'false', 'yes', 'no', 'on', 'off',
   'changeme', 'change_me', 'change-me', 'changeit', 'password', 'passwd', 'pass', 'secret', 'token',
@@ -86,6 +95,7 @@ const PLACEHOLDER_PATTERN = new RegExp(
     '^[x*.#_-]+$', // xxx, ***, ..., ---
     '^<.*>$', '^\\[.*\\]$', '^\\{.*\\}$', '^\\(.*\\)$', // <password>, [token], {secret}
     '\\$\\{.*\\}', '^\\$[A-Za-z_][A-Za-z0-9_]*$', '\\$\\(', '^%[A-Za-z_]+%$', '%s', '%\\(\\w+\\)s', '\\{\\{.*\\}\\}', // variable references and templates
+    '^@[A-Za-z_][A-Za-z0-9_]*@$', '#\\{.*\\}', '<%.*%>', '%\\{[A-Za-z_]', // autoconf '@VAR@', Ruby '#{var}', ERB '<%= var %>', Hiera and RPM '%{var}'
     '^your[-_ ]', '[-_ ]here$', 'example', 'placeholder', 'xxxx', '\\*\\*\\*', 'redacted', 'dummy', 'changeme', 'change[-_ ]me', 'fake', 'insert[-_ ]',
   ].join('|'),
   'i',
@@ -146,10 +156,43 @@ export function unquote(value: string): string {
 }
 
 /** Reports whether a token is varied enough to be random rather than filler such as 'ghp_aaaa…' or 'ghp_0123456789…'. */
-function looksRandom(token: string): boolean {
+export function looksRandom(token: string): boolean {
   if (/(.)\1{5}/.test(token)) return false;
   if (/0123456789|abcdefghij|ABCDEFGHIJ/.test(token)) return false;
   return new Set(token).size >= Math.min(12, Math.floor(token.length / 3));
+}
+
+/** Words that mark a sample password ('mypassword1', 'Secret123!', 'test1234'); a generated value contains them only by rare chance. */
+const SAMPLE_WORD = /pass|pwd|secret|sample|test|demo|default|changeit|letmein|qwerty|12345/i;
+/** Endings of file names, so that 'conf/db.key' is taken as a path and not as a secret. */
+const FILE_NAME_END = /\.(?:pem|key|crt|cer|txt|json|ya?ml|conf|cfg|ini|jks|p12|pfx|der|env|properties|xml)$/i;
+/** Names as people write them: one or more words, each lower case, capitalized or upper case. */
+const WORD_CASE = /^(?:[A-Z]?[a-z]+)+$|^[A-Z]+$/;
+
+/**
+ * Reports whether a value looks like a password someone generated or chose rather than a word, a
+ * name, a number or a sample. The value must be 8 to 1024 printable ASCII characters without
+ * spaces, pass isSecretValue and looksRandom, contain no sample word, and have letters with a
+ * digit, a symbol other than '-', '_' and '.', or a case change inside a word. Used where the name
+ * alone does not make a value a secret: passwords in URLs and secret-named keys in config files.
+ */
+export function looksLikePassword(value: string): boolean {
+  if (value.length < 8 || value.length > 1024) return false;
+  if (!/^[\x21-\x7e]+$/.test(value)) return false;
+  if (!isSecretValue(value) || SAMPLE_WORD.test(value) || FILE_NAME_END.test(value) || value.includes('://')) return false;
+  if (!/[A-Za-z]/.test(value) || !looksRandom(value)) return false;
+
+  if (/[0-9]/.test(value) || /[^A-Za-z0-9._-]/.test(value)) return true;
+  return value.split(/[._-]+/).some((word) => word !== '' && !WORD_CASE.test(word));
+}
+
+/** Decodes %XX escapes, as URLs carry reserved characters of a password; returns the value unchanged when an escape is malformed. */
+export function decodePercent(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
 }
 
 // AWS documentation uses AKIAIOSFODNN7EXAMPLE and wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY as example keys.
@@ -167,8 +210,13 @@ const JWT = /(?<![A-Za-z0-9_-])(eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A
 const JWT_EXAMPLE_PAYLOAD = 'eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwi';
 // The user may be empty, as in 'redis://:password@host', the form Redis clients use for a password without a user.
 const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]{1,20}):\/\/([^\s/@:'"<>()[\]{}]{0,256}):([^\s/@'"<>]{1,256})@([A-Za-z0-9][A-Za-z0-9.-]*)/gi;
-const EXAMPLE_HOST = /(?:^|\.)(?:example|test|invalid|localhost|local|company|mycompany|yourcompany|acme)(?:\.[a-z]+)?$|^(?:host|hostname|server|proxy|domain|myhost|yourhost|somehost|registry|repo|gitserver|db|database|[a-z]+\.tld)$/i;
-const EXAMPLE_USER = /^(?:user|username|login|name|me|someone|foo|joe|john|jdoe|bob|alice|admin|guest|anonymous|myuser|youruser|usr|u)$/i;
+/**
+ * Host names reserved for documentation, which no real service can have: example.com, example.org,
+ * example.net and their subdomains (RFC 2606), and the top-level names .example, .invalid and .test
+ * (RFC 2606, RFC 6761). Ordinary names such as 'db', 'localhost' or 'git.corp.local' are real hosts
+ * inside an image's network, so a password for them is reported.
+ */
+const DOCUMENTATION_HOST = /(?:^|\.)(?:example\.(?:com|org|net)|example|invalid|test)\.?$/i;
 const AZURE_ACCOUNT_KEY = /AccountKey=([A-Za-z0-9+/]{80,}={0,2})/g;
 // The Azurite storage emulator's published development key.
 const AZURITE_KEY_PREFIX = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq';
@@ -191,10 +239,9 @@ export function detectTokens(line: string, emit: Emit): void {
 
   for (const m of line.matchAll(URL_CREDENTIALS)) {
     const [, , user, password, host] = m as unknown as [string, string, string, string, string];
-    if (!isSecretValue(password) || EXAMPLE_HOST.test(host) || EXAMPLE_USER.test(user)) continue;
-    if (/^\d+$/.test(password)) continue; // 'host:8080@' style, not a password
+    if (DOCUMENTATION_HOST.test(host)) continue;
     if (user === '' && password.includes(':')) continue; // CVS 'cvs://:pserver:anoncvs@host', a method and a user, not a password
-    emit('url-credentials', password);
+    if (looksLikePassword(decodePercent(password))) emit('url-credentials', password);
   }
 
   for (const m of line.matchAll(AZURE_ACCOUNT_KEY)) {

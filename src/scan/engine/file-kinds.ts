@@ -1,7 +1,14 @@
-import { detectTokens, isSecretName, isSecretValue, unquote, type Emit } from './detectors.js';
+import { detectConfigLine, type ConfigSyntax } from './config-files.js';
+import { CONFIG_PREFILTER, PREFILTER, decodePercent, detectTokens, isSecretName, isSecretValue, unquote, type Emit } from './detectors.js';
 
-/** Text file format: a credential format has every line checked by its rules; 'generic' has only prefiltered lines checked. */
-export type FileKind = 'generic' | 'dotenv' | 'npmrc' | 'git-credentials' | 'pypirc' | 'kubeconfig';
+/** A credential file format, whose every line is checked by its rules. */
+type CredentialFormat = 'dotenv' | 'npmrc' | 'git-credentials' | 'pypirc' | 'kubeconfig';
+
+/** Text file format: a credential format, a configuration file syntax, or 'generic' for any other text. */
+export type FileKind = 'generic' | CredentialFormat | ConfigSyntax;
+
+/** Extensions of configuration files whose lines are `key: value`, `key = value` or `key value`. */
+const KEY_VALUE_EXTENSION = /\.(?:ya?ml|properties|ini|cfg|conf|cnf|toml)$/;
 
 /** Classifies a file by its path inside the layer. */
 export function classifyPath(path: string): FileKind {
@@ -14,7 +21,37 @@ export function classifyPath(path: string): FileKind {
   if (lower === '.git-credentials') return 'git-credentials';
   if (lower === '.pypirc') return 'pypirc';
   if (path.endsWith('.kube/config') || lower.includes('kubeconfig') || /(?:^|\/)etc\/kubernetes\/[^/]+\.conf$/.test(path)) return 'kubeconfig';
+
+  if (lower === '.pgpass') return 'pgpass';
+  if (lower === '.my.cnf') return 'mysql-options';
+  if (lower === 'wp-config.php') return 'wp-config';
+  // Django names its settings module settings.py; projects split it into local_settings.py, prod_settings.py or a settings/ package.
+  if (lower === 'settings.py' || lower.endsWith('_settings.py') || /(?:^|\/)settings\/[^/]+\.py$/.test(path)) return 'python-settings';
+  if (lower.endsWith('.json')) return 'json';
+  // .NET keeps its XML settings in web.config and App.config.
+  if (lower.endsWith('.xml') || lower.endsWith('.config')) return 'xml';
+  if (KEY_VALUE_EXTENSION.test(lower)) return 'key-value';
   return 'generic';
+}
+
+/**
+ * Returns the keyword pattern a line must match to be examined, or null when every line is.
+ * Credential formats are short and have every line checked. Configuration files have the lines
+ * with a secret-name word checked, and other text the lines with a token keyword.
+ */
+export function linePrefilter(kind: FileKind): RegExp | null {
+  switch (kind) {
+    case 'generic':
+      return PREFILTER;
+    case 'key-value':
+    case 'json':
+    case 'xml':
+    case 'python-settings':
+    case 'wp-config':
+      return CONFIG_PREFILTER;
+    default:
+      return null;
+  }
 }
 
 const DOTENV_LINE = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*)$/;
@@ -34,7 +71,7 @@ function dotenvValue(raw: string): string {
   return comment >= 0 ? v.slice(0, comment).trim() : v;
 }
 
-/** Runs the rules of a credential file format on one line, then the token detectors. */
+/** Runs the rules of a credential file format or configuration syntax on one line, and the token detectors. */
 export function detectFormatLine(kind: Exclude<FileKind, 'generic'>, line: string, emit: Emit): void {
   switch (kind) {
     case 'dotenv': {
@@ -57,7 +94,7 @@ export function detectFormatLine(kind: Exclude<FileKind, 'generic'>, line: strin
     }
     case 'git-credentials': {
       const m = URL_PASSWORD.exec(line.trim());
-      if (m && isSecretValue(decodeURIComponentSafe(m[1]!))) emit('git-credentials', m[1]!);
+      if (m && isSecretValue(decodePercent(m[1]!))) emit('git-credentials', m[1]!);
       break;
     }
     case 'pypirc': {
@@ -76,14 +113,11 @@ export function detectFormatLine(kind: Exclude<FileKind, 'generic'>, line: strin
       }
       break;
     }
+    default:
+      // The token detectors go first, so a value of a known format gets that detector and not config-file-secret.
+      detectTokens(line, emit);
+      detectConfigLine(kind, line, emit);
+      return;
   }
   detectTokens(line, emit);
-}
-
-function decodeURIComponentSafe(value: string): string {
-  try {
-    return decodeURIComponent(value);
-  } catch {
-    return value;
-  }
 }

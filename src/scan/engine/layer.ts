@@ -245,11 +245,23 @@ async function scanFile(
   if (size > limits.maxFileBytes) result.truncatedFiles = (result.truncatedFiles ?? 0) + 1;
 }
 
+/**
+ * Reads the byte order mark of UTF-16 text: FF FE for little endian, FE FF for big endian. UTF-16
+ * text has a NUL in every other byte of ASCII, so without the mark it would be taken as binary.
+ */
+function utf16Encoding(start: Buffer): 'utf-16le' | 'utf-16be' | null {
+  if (start[0] === 0xff && start[1] === 0xfe) return 'utf-16le';
+  if (start[0] === 0xfe && start[1] === 0xff) return 'utf-16be';
+  return null;
+}
+
 /** The state of one file's scan: undecided until its first 8 KiB are read, then text, PKCS#12 or skipped. */
 class FileScan {
   skipped = false;
   private head: Buffer[] | null = [];
   private headLength = 0;
+  /** Decoder from UTF-16 to the UTF-8 that the text scanner reads, or null for other files. It drops the byte order mark. */
+  private utf16: TextDecoder | null = null;
   private text: TextScanner | null = null;
   private pkcs12: Pkcs12Reader | null = null;
   private json: Buffer[] | null = null;
@@ -278,6 +290,7 @@ class FileScan {
 
   end(): void {
     if (this.head !== null) this.decide();
+    if (this.utf16 !== null) this.feed(Buffer.alloc(0), true);
     this.text?.end();
     this.pkcs12?.end(this.collector, this.path);
     if (this.json !== null) detectJsonFile(Buffer.concat(this.json).toString('utf8'), this.path, this.collector);
@@ -288,8 +301,13 @@ class FileScan {
     this.head = null;
     const sample = start.subarray(0, BINARY_SNIFF_BYTES);
     const pfx = looksLikePfx(sample);
+    const encoding = utf16Encoding(sample);
     if (pfx || this.namedAsKeyStore) {
       this.pkcs12 = new Pkcs12Reader(this.namedAsKeyStore, pfx);
+    } else if (encoding !== null && !new TextDecoder(encoding).decode(sample.subarray(0, sample.length & ~1)).includes('\0')) {
+      this.utf16 = new TextDecoder(encoding);
+      this.text = new TextScanner(this.collector, this.path, classifyPath(this.path));
+      if (this.keepJson) this.json = [];
     } else if (sample.indexOf(0) >= 0) {
       this.skipped = true;
       return;
@@ -300,7 +318,8 @@ class FileScan {
     this.feed(start);
   }
 
-  private feed(chunk: Buffer): void {
+  private feed(raw: Buffer, last = false): void {
+    const chunk = this.utf16 === null ? raw : Buffer.from(this.utf16.decode(raw, { stream: !last }), 'utf8');
     if (this.text !== null) this.text.write(chunk);
     else this.pkcs12?.write(chunk);
     this.json?.push(chunk);

@@ -19,7 +19,8 @@ export function digestSecret(secret: string): SecretDigest {
 /** Collects findings for one layer or config, dropping a second report of the same secret on the same line. */
 export class FindingCollector {
   readonly findings: Finding[] = [];
-  private readonly seen = new Set<string>();
+  /** Findings by path, line and secret digest, the key that makes a second report a duplicate. */
+  private readonly seen = new Map<string, Finding>();
 
   /**
    * With a preview key, the hash in each preview is an HMAC of the secret's
@@ -41,12 +42,11 @@ export class FindingCollector {
     if (isPublishedSecret(digest.sha256)) return;
     const key = `${path ?? ''}\0${line ?? ''}\0${digest.sha256}`;
     if (this.seen.has(key)) return;
-    this.seen.add(key);
 
     const fingerprint = createHash('sha256')
       .update([detector, this.layer, path ?? '', line === null ? '' : String(line), digest.sha256].join('\0'))
       .digest('hex');
-    this.findings.push({
+    const finding: Finding = {
       layer: this.layer,
       path,
       line,
@@ -54,16 +54,25 @@ export class FindingCollector {
       severity: SEVERITIES[detector],
       preview: `${digest.prefix}…(${this.previewHash(digest.sha256)})`,
       fingerprint,
-    });
+    };
+    this.seen.set(key, finding);
+    this.findings.push(finding);
   }
 
-  /** Removes the findings of one detector on one line, when a more specific finding replaces them. */
+  /**
+   * Removes the findings of the given detectors on one line, when a more specific finding replaces
+   * them. The same secret may then be added again on that line.
+   */
   remove(path: string | null, line: number, detectors: readonly DetectorId[]): void {
+    const removed = new Set<Finding>();
     for (let i = this.findings.length - 1; i >= 0; i--) {
       const finding = this.findings[i]!;
       if (finding.path === path && finding.line === line && (detectors as readonly string[]).includes(finding.detector)) {
         this.findings.splice(i, 1);
+        removed.add(finding);
       }
     }
+    if (removed.size === 0) return;
+    for (const [key, finding] of this.seen) if (removed.has(finding)) this.seen.delete(key);
   }
 }

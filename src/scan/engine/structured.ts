@@ -47,7 +47,10 @@ export function detectJsonFile(text: string, path: string, collector: FindingCol
     for (const field of ['auth', 'identitytoken'] as const) {
       const value = entry[field];
       if (typeof value !== 'string' || !isSecretValue(value)) continue;
-      collector.add('docker-config-auth', path, lineOf(text, `"${field}"`, Math.max(0, registryAt)), value);
+      const line = lineOf(text, `"${field}"`, Math.max(0, registryAt));
+      // The line scan reported the value as config-file-secret, because 'auth' is a secret name; the Docker finding is more specific.
+      if (line !== null) collector.remove(path, line, ['config-file-secret']);
+      collector.add('docker-config-auth', path, line, value);
     }
   }
 }

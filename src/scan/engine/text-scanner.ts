@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
-import { PREFILTER, detectTokens, type DetectorId } from './detectors.js';
-import { detectFormatLine, type FileKind } from './file-kinds.js';
+import { detectTokens, type DetectorId } from './detectors.js';
+import { detectFormatLine, linePrefilter, type FileKind } from './file-kinds.js';
 import type { FindingCollector } from './redaction.js';
 
 /** Lines longer than this are scanned in pieces of this size, so one line never takes more memory. */
@@ -40,21 +40,22 @@ interface PemBlock {
 
 /**
  * Scans one text file (or config field) as a stream of chunks, line by line with bounded line
- * length. For files of a generic kind only lines that pass the keyword prefilter are examined;
+ * length. Only lines that pass the keyword prefilter of the file's kind are examined, and
  * credential formats (dotenv, .npmrc, …) have every line examined.
  */
 export class TextScanner {
   private carry = '';
   private lineNo = 1;
   private pem: PemBlock | null = null;
-  private readonly everyLine: boolean;
+  /** Keywords a line needs to be examined, or null when every line is. */
+  private readonly prefilter: RegExp | null;
 
   constructor(
     private readonly collector: FindingCollector,
     private readonly path: string,
     private readonly kind: FileKind,
   ) {
-    this.everyLine = kind !== 'generic';
+    this.prefilter = linePrefilter(kind);
   }
 
   write(chunk: Buffer): void {
@@ -99,7 +100,7 @@ export class TextScanner {
   private scanLines(text: string, end: number): void {
     let pos = 0;
     while (pos < end) {
-      if (this.pem !== null || this.everyLine) {
+      if (this.pem !== null || this.prefilter === null) {
         const newline = text.indexOf('\n', pos);
         this.scanLine(text.slice(pos, newline));
         this.lineNo++;
@@ -107,8 +108,8 @@ export class TextScanner {
         continue;
       }
 
-      PREFILTER.lastIndex = pos;
-      const match = PREFILTER.exec(text);
+      this.prefilter.lastIndex = pos;
+      const match = this.prefilter.exec(text);
       if (match === null || match.index >= end) {
         this.lineNo += countNewlines(text, pos, end);
         return;

@@ -70,6 +70,64 @@ describe('scanImageConfig', () => {
     ]);
   });
 
+  it('reports URL credentials in history', () => {
+    const history = [{ created_by: `RUN /bin/sh -c git clone https://admin:${fixtures.randomToken(20)}@git.corp.local/team/app.git # buildkit` }];
+    assert.deepEqual(summary(scan({ history })), [['history[0].created_by', 'url-credentials']]);
+  });
+
+  const commands: Array<[string, (secret: string) => string]> = [
+    ['curl -u', (secret) => `curl -fsSL -u deploy:${secret} https://nexus.corp/app.tgz -o /app.tgz`],
+    ['curl --user', (secret) => `curl --user "deploy:${secret}" https://nexus.corp/app.tgz`],
+    ['curl -uUSER:PASS', (secret) => `curl -udeploy:${secret} https://nexus.corp/app.tgz`],
+    ['mysql -pPASS', (secret) => `mysql -h db -uroot -p${secret} app < /schema.sql`],
+    ["mysql -p'PASS'", (secret) => `mysqldump -uroot -p'${secret}' app > /dump.sql`],
+    ['mysql --password=PASS', (secret) => `mysql -uroot --password=${secret} -e 'select 1'`],
+    ['--password PASS', (secret) => `/opt/app/bin/setup --password ${secret}`],
+    ['PGPASSWORD=PASS psql', (secret) => `PGPASSWORD=${secret} psql -h db -U app -f /schema.sql`],
+    ['psql URL', (secret) => `psql postgres://app:${secret}@db:5432/app -f /schema.sql`],
+    ['sshpass -p', (secret) => `sshpass -p ${secret} scp deploy@build:/out/app /app`],
+    ['docker login -p', (secret) => `docker login -u ci -p ${secret} registry.corp`],
+    ['redis-cli -a', (secret) => `redis-cli -h cache -a ${secret} ping`],
+    ['openssl pass:', (secret) => `openssl pkcs12 -export -in c.pem -passout pass:${secret} -out c.p12`],
+    ['keytool -storepass', (secret) => `keytool -importcert -keystore app.jks -storepass ${secret} -file ca.pem`],
+    ['sh -c script', (secret) => `sh -c 'apt-get update && sshpass -p "${secret}" ssh build true'`],
+  ];
+  for (const [name, render] of commands) {
+    it(`reports ${name} in history`, () => {
+      const history = [{ created_by: '/bin/sh -c #(nop) WORKDIR /app' }, { created_by: `RUN /bin/sh -c ${render(fixtures.randomToken(20))} # buildkit` }];
+      const findings = scan({ history });
+      assert.equal(findings.length, 1);
+      assert.equal(findings[0]!.path, 'history[1].created_by');
+    });
+  }
+
+  it('reports a password option on its line of a multi-line step', () => {
+    const findings = scan({ history: [{ created_by: `RUN <<EOF\nset -e\ncurl \\\n  -u deploy:${fixtures.randomToken(20)} https://nexus.corp/x\nEOF` }] });
+    assert.deepEqual(findings.map((f) => [f.detector, f.line]), [['config-history-secret', 4]]);
+  });
+
+  it('reports program passwords in exec-form Cmd', () => {
+    const findings = scan({ config: { Cmd: ['mysql', '-uroot', `-p${fixtures.randomToken(16)}`], Entrypoint: ['sshpass', '-p', fixtures.randomToken(16), 'ssh', 'h'] } });
+    assert.deepEqual(summary(findings), [['Cmd[2]', 'config-command-secret'], ['Entrypoint[2]', 'config-command-secret']]);
+  });
+
+  it('ignores program options without a password', () => {
+    const history = [
+      'mysql -uroot -p app',
+      'mysql -uroot -p"$MYSQL_ROOT_PASSWORD" app',
+      'curl -u "$NEXUS_USER:$NEXUS_PASSWORD" https://nexus.corp/x',
+      'curl -u deploy https://nexus.corp/x',
+      'curl -u user:password https://nexus.corp/x',
+      'docker run -p 8080:80 -u 1000 nginx',
+      'useradd -u 1000 -p "$HASH" app && sort -u list',
+      'sshpass -p changeme ssh h',
+      'sshpass -e ssh h',
+      'openssl pkcs12 -export -passout env:P12_PASSWORD -out c.p12',
+      'echo done | mysql -p',
+    ].map((command) => ({ created_by: `RUN /bin/sh -c ${command} # buildkit` }));
+    assert.deepEqual(scan({ history }), []);
+  });
+
   it('reports a key in a history heredoc on its line', () => {
     const findings = scan({ history: [{ created_by: `RUN <<EOF\ncat > /k <<KEY\n${fixtures.ecPkcs8Pem()}KEY\nEOF` }] });
     assert.deepEqual(findings.map((f) => [f.detector, f.line]), [['private-key-pkcs8', 3]]);

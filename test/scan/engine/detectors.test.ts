@@ -168,6 +168,38 @@ describe('url credentials', () => {
     assert.deepEqual(detectors(findings), ['url-credentials']);
   });
 
+  it('reports a password for a host with an ordinary name', async () => {
+    const hosts = ['db', 'database', 'localhost', 'cache.corp.local', 'registry', 'git.internal', 'db.acme.com'];
+    const text = hosts.map((host) => `postgres://app:${fixtures.randomToken(20)}@${host}:5432/app\n`).join('');
+    const findings = await scanFile('app/notes.txt', text);
+    assert.deepEqual(findings.map((f) => f.line), [1, 2, 3, 4, 5, 6, 7]);
+  });
+
+  it('reports a password for a common user name', async () => {
+    const users = ['admin', 'user', 'alice', 'root', 'guest'];
+    const text = users.map((user) => `https://${user}:${fixtures.randomToken(20)}@git.corp.local/team/app.git\n`).join('');
+    const findings = await scanFile('app/notes.txt', text);
+    assert.deepEqual(findings.map((f) => f.line), [1, 2, 3, 4, 5]);
+  });
+
+  it('reports the URLs of a .env file', async () => {
+    const text = `DATABASE_URL=postgres://app:${fixtures.randomToken(20)}@db:5432/app\nREDIS_URL=redis://:${fixtures.randomToken(20)}@cache.corp.local:6379/0\n`;
+    const findings = await scanFile('app/.env', text);
+    assert.deepEqual(findings.map((f) => [f.detector, f.line]), [['url-credentials', 1], ['url-credentials', 2]]);
+  });
+
+  it('ignores documentation hosts', async () => {
+    const hosts = ['example.com', 'www.example.org', 'ftp.example.net', 'db.example', 'host.invalid', 'api.test'];
+    const text = hosts.map((host) => `https://app:${fixtures.randomToken(20)}@${host}/\n`).join('');
+    assert.deepEqual(await scanFile('usr/share/doc/app/README', text), []);
+  });
+
+  it('ignores sample passwords on real-looking hosts', async () => {
+    const passwords = ['guest', 'password', 'secret', 'mypassword1', 'Secret123', 'OpenSesame', 'pass1234', 'changeme', '${DB_PASSWORD}', '%2A%2A%2A%2A', 'xxxxxxxx', 'tiger', '12345678', 'some-words'];
+    const text = passwords.map((password) => `ftp://anonymous:${password}@ftp.gnu.org/pub/\n`).join('');
+    assert.deepEqual(await scanFile('usr/share/doc/app/README', text), []);
+  });
+
   it('ignores placeholders and example hosts', async () => {
     const text = ['cvs://:pserver:anoncvs@sources.redhat.com:/cvs/src', 'ftp://user:password@host/', 'http://joe:secret@example.com/', 'https://${USER}:${PASS}@registry.corp/', 'http://user:<password>@proxy:3128', 'http://a:8080@b'].join('\n');
     assert.deepEqual(await scanFile('usr/share/doc/curl/README', text), []);
@@ -244,11 +276,113 @@ describe('credential file formats', () => {
   });
 });
 
+describe('config file secrets', () => {
+  const cases: Array<[string, (secret: string) => string, number]> = [
+    ['app/config/database.yml', (secret) => `production:\n  adapter: postgresql\n  password: ${secret}\n`, 3],
+    ['app/config.yaml', (secret) => `auth:\n  clientSecret: "${secret}" # from the console\n`, 2],
+    ['app/appsettings.json', (secret) => JSON.stringify({ Database: { Host: 'db', Password: secret } }, null, 2), 4],
+    ['app/min.json', (secret) => JSON.stringify({ db: { user: 'app', password: secret } }), 1],
+    ['app/application.properties', (secret) => `spring.datasource.url=jdbc:postgresql://db/app\nspring.datasource.password=${secret}\n`, 2],
+    ['etc/app/app.ini', (secret) => `[database]\nuser = app\npassword = ${secret} ; set by ops\n`, 3],
+    ['etc/app/app.cfg', (secret) => `[auth]\napi_key: ${secret}\n`, 2],
+    ['etc/app/app.conf', (secret) => `db_password ${secret};\n`, 1],
+    ['etc/mysql/debian.cnf', (secret) => `[client]\nuser = debian-sys-maint\npassword = ${secret}\n`, 3],
+    ['app/config.toml', (secret) => `[database]\npassword = "${secret}"\n`, 2],
+    ['app/config.xml', (secret) => `<config>\n  <db:password>${secret}</db:password>\n</config>\n`, 2],
+    ['app/server.xml', (secret) => `<Resource name="jdbc/app" username="app" password="${secret}"/>\n`, 1],
+    ['app/web.config', (secret) => `<appSettings>\n  <add key="DbPassword" value="${secret}" />\n</appSettings>\n`, 2],
+    ['app/App.config', (secret) => `<add name="Main" connectionString="Server=db;Database=app;User Id=sa;Password=${secret};" />\n`, 1],
+    ['app/mysite/settings.py', (secret) => `DEBUG = False\nSECRET_KEY = '${secret}'\n`, 2],
+    ['app/local_settings.py', (secret) => `DATABASES = {\n    'default': {\n        'PASSWORD': "${secret}",\n    },\n}\n`, 3],
+    ['app/mysite/settings/production.py', (secret) => `EMAIL_HOST_PASSWORD = '${secret}'\n`, 1],
+    ['var/www/html/wp-config.php', (secret) => `<?php\ndefine( 'DB_PASSWORD', '${secret}' );\n`, 2],
+    ['var/www/html/wp-config.php', (secret) => `define('AUTH_KEY',         '${secret}');\n`, 1],
+    ['root/.pgpass', (secret) => `# host:port:db:user:password\ndb:5432:*:app:${secret}\n`, 2],
+  ];
+  for (const [path, render, line] of cases) {
+    it(`reports a password in ${path.slice(path.lastIndexOf('/') + 1)} line ${line}`, async () => {
+      const findings = await scanFile(path, render(`${fixtures.randomToken(12)}7${fixtures.randomToken(7)}`));
+      assert.deepEqual(findings.map((f) => [f.detector, f.line]), [['config-file-secret', line]]);
+      assert.equal(findings[0]!.severity, 'high');
+    });
+  }
+
+  it('reports a chosen password in .pgpass and .my.cnf', async () => {
+    assert.deepEqual(detectors(await scanFile('root/.pgpass', 'localhost:5432:app:app:tiger42\n')), ['config-file-secret']);
+    assert.deepEqual(detectors(await scanFile('root/.my.cnf', '[client]\npassword="rootpw"\n')), ['config-file-secret']);
+  });
+
+  it('reads escaped colons in .pgpass', async () => {
+    const secret = `${fixtures.randomToken(8)}:${fixtures.randomToken(8)}`;
+    const findings = await scanFile('root/.pgpass', `db:5432:app:app:${secret.replace(':', '\\:')}\n`);
+    assert.deepEqual(detectors(findings), ['config-file-secret']);
+    assert.equal(findings[0]!.preview.slice(0, 4), secret.slice(0, 4));
+  });
+
+  it('ignores placeholders, templates and settings', async () => {
+    const text = [
+      'password: changeme',
+      'password: ${DB_PASSWORD}',
+      'password: "{{ vault_db_password }}"',
+      'password: "%(db_password)s"',
+      'password: <%= @password %>',
+      'password: "#{ENV[\'DB_PASSWORD\']}"',
+      'password: @DB_PASSWORD@',
+      'password: true',
+      'password: 12345678',
+      'password_file: /run/secrets/Zq8wPl3xRt6vNb2kQ7mT',
+      'passwordFile: conf/Zq8wPl3x.key',
+      'token_url: https://auth.corp/Zq8wPl3xRt6vNb2kQ7mT',
+      'password_min_length: 12',
+      'password: MySecretPassword1',
+      'password: Passwort',
+      'password: Mot de passe',
+      'password: not-set-here',
+      'secret: xxxxxxxxxxxx',
+      'api_key: your-api-key-here',
+      'token: ****************',
+    ].join('\n');
+    assert.deepEqual(await scanFile('etc/app/config.yml', text), []);
+  });
+
+  it('ignores secret names in files of other kinds', async () => {
+    const text = `password = '${fixtures.randomToken(20)}'\nPASSWORD = "${fixtures.randomToken(20)}"\n`;
+    assert.deepEqual(await scanFile('usr/lib/python3/dist-packages/app/tests/test_login.py', text), []);
+  });
+
+  it('reports a docker config auth once', async () => {
+    const json = JSON.stringify({ auths: { 'registry.corp': { auth: Buffer.from(`ci:${fixtures.randomToken(12)}`).toString('base64') } } });
+    assert.deepEqual(detectors(await scanFile('root/.docker/config.json', json)), ['docker-config-auth']);
+  });
+
+  it('reports a token of known format by its detector', async () => {
+    assert.deepEqual(detectors(await scanFile('app/config.yml', `github:\n  token: ghp_${fixtures.randomToken(36)}\n`)), ['github-token']);
+  });
+});
+
 describe('binary files', () => {
-  // TODO: UTF-16 text has a NUL in every other byte, so it is skipped as binary; Windows tools write .env and config files in UTF-16LE.
-  it('reports a secret in a UTF-16LE .env file', { todo: 'UTF-16 text is read as binary' }, async () => {
+  it('reports a secret in a UTF-16LE .env file', async () => {
     const text = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(`DB_PASSWORD=${fixtures.randomToken(14)}\r\n`, 'utf16le')]);
     assert.deepEqual(detectors(await scanFile('app/.env', text)), ['dotenv-secret']);
+  });
+
+  it('reports a secret in a UTF-16BE file on its line', async () => {
+    const little = Buffer.from(`# settings\r\ntoken = ghp_${fixtures.randomToken(36)}\r\n`, 'utf16le');
+    const big = Buffer.concat([Buffer.from([0xfe, 0xff]), little.swap16()]);
+    const findings = await scanFile('app/notes.txt', big);
+    assert.deepEqual(detectors(findings), ['github-token']);
+    assert.equal(findings[0]!.line, 2);
+  });
+
+  it('reports a UTF-16 secret split across chunks', async () => {
+    // An odd-length filler puts a chunk boundary of the 7000-byte test stream inside a UTF-16 code unit.
+    const text = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(`${'# filler\n'.repeat(700)}x\nDB_PASSWORD=${fixtures.randomToken(14)}\n`, 'utf16le')]);
+    assert.deepEqual(detectors(await scanFile('app/.env', text)), ['dotenv-secret']);
+  });
+
+  it('skips binary data after a UTF-16 byte order mark', async () => {
+    const binary = Buffer.concat([Buffer.from([0xff, 0xfe, 0, 0, 0, 0]), Buffer.from(fixtures.rsaPkcs1Pem())]);
+    assert.deepEqual(await scanFile('usr/lib/data.bin', binary), []);
   });
 
   it('skips a binary file with a key inside', async () => {
