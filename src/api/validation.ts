@@ -11,7 +11,7 @@ function problemsOf(error: z.ZodError, whole: string): InputProblem[] {
   return error.issues.map((issue) => ({ field: issue.path.map(String).join('.') || whole, message: messageOf(issue) }));
 }
 
-/** Returns the message of an issue, saying "required" where zod says that a value of some type was expected and none was sent. */
+/** Returns the message of an issue, with "required" where zod reports that a value was expected and none was sent. */
 function messageOf(issue: z.core.$ZodIssue): string {
   if (issue.code === 'invalid_type' && issue.message.endsWith('received undefined')) return `required: expected a ${issue.expected}`;
   return issue.message;
