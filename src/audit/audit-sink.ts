@@ -20,7 +20,14 @@ export interface AuditSinkOptions {
 
 /** Events that a pull request records: the pull or its denial, and the login or token issue that precedes it. */
 function isPullRelated(event: RegistryEvent): boolean {
-  return event.action === 'manifest.pull' || event.action === 'blob.pull' || event.action === 'pull.denied' || event.action === 'auth.login' || event.action === 'auth.token';
+  return (
+    event.action === 'manifest.pull' ||
+    event.action === 'manifest.head' ||
+    event.action === 'blob.pull' ||
+    event.action === 'pull.denied' ||
+    event.action === 'auth.login' ||
+    event.action === 'auth.token'
+  );
 }
 
 function pullFacts(certification: PullCertification | undefined): Pick<AuditEventInput, 'decision' | 'reason' | 'policy' | 'certificationState'> & { details: Record<string, DetailValue> } {
@@ -74,6 +81,10 @@ export function auditInputOf(context: RequestContext, event: RegistryEvent, repl
     case 'manifest.pull': {
       const facts = pullFacts(event.certification);
       return { ...input, ...facts, repository: event.repository, reference: event.tag ?? null, digest: event.digest, mediaType: event.mediaType, bytes: event.size };
+    }
+    case 'manifest.head': {
+      const facts = pullFacts(event.certification);
+      return { ...input, ...facts, repository: event.repository, reference: event.tag, digest: event.digest, mediaType: event.mediaType };
     }
     case 'manifest.push':
       return {

@@ -9,6 +9,7 @@ export type RegistryEvent =
   | { action: 'blob.pull'; repository: string; digest: string; size: number; certification?: PullCertification }
   | { action: 'manifest.push'; repository: string; digest: string; mediaType: string; size: number; tag?: string; previousDigest?: string | null }
   | { action: 'manifest.pull'; repository: string; digest: string; mediaType: string; size: number; tag?: string; certification?: PullCertification }
+  | { action: 'manifest.head'; repository: string; digest: string; mediaType: string; tag: string; certification?: PullCertification }
   | { action: 'manifest.delete'; repository: string; digest: string }
   | { action: 'tag.delete'; repository: string; tag: string; digest: string }
   | { action: 'pull.denied'; repository: string; kind: 'manifest' | 'blob'; digest: string | null; tag?: string; reason: string; state?: string; policy?: string }
@@ -32,6 +33,7 @@ export const REGISTRY_EVENT_ACTIONS = [
   'blob.pull',
   'manifest.push',
   'manifest.pull',
+  'manifest.head',
   'manifest.delete',
   'tag.delete',
   'pull.denied',

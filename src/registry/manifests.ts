@@ -148,7 +148,9 @@ export class ManifestService {
 
   /**
    * Returns a manifest by tag or digest after the pull gate allowed it, and
-   * records the pull unless `head` is set. Throws MANIFEST_UNKNOWN or DENIED.
+   * records the pull. A HEAD sends no content, so it is recorded only when it
+   * resolves a tag, as containerd does before it pulls by digest. Throws
+   * MANIFEST_UNKNOWN or DENIED.
    */
   async get(context: RequestContext, repository: string, referenceText: string, options: { head: boolean }): Promise<StoredManifest> {
     const reference = parseManifestReference(referenceText);
@@ -168,6 +170,8 @@ export class ManifestService {
         { action: 'manifest.pull', repository, digest: row.digest, mediaType: row.media_type, size: row.size, ...(tag ? { tag } : {}), ...(certification ? { certification } : {}) },
         null,
       );
+    } else if (tag) {
+      await events.record(context, { action: 'manifest.head', repository, digest: row.digest, mediaType: row.media_type, tag, ...(certification ? { certification } : {}) }, null);
     }
     return { digest: row.digest, mediaType: row.media_type, content: row.content, size: row.size };
   }

@@ -228,6 +228,19 @@ describe('audit trail of a registry session', () => {
     });
   });
 
+  describe('HEAD requests', () => {
+    test('a HEAD by tag records the digest it resolved', async () => {
+      assert.equal((await admin.http.head(`/v2/${repository}/manifests/v1`).set('X-Request-Id', 'head-tag-1')).status, 200);
+      const row = await lastRow(server.db, { request_id: 'head-tag-1' });
+      assert.deepEqual([row?.action, row?.reference, row?.digest, row?.decision], ['manifest.head', 'v1', second.digest, 'allowed']);
+    });
+
+    test('a HEAD by digest records nothing', async () => {
+      assert.equal((await admin.http.head(`/v2/${repository}/manifests/${second.digest}`).set('X-Request-Id', 'head-digest-1')).status, 200);
+      assert.equal(await lastRow(server.db, { request_id: 'head-digest-1', action: 'manifest.head' }), undefined);
+    });
+  });
+
   describe('user agents', () => {
     test('a UTF-8 user agent is stored as sent', async () => {
       const sent = Buffer.from('büro-client/1.0 ✓', 'utf8').toString('latin1');
