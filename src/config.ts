@@ -31,6 +31,8 @@ export interface Config {
   /** Registry hosts (`quay.io`) and wildcards (`*.gcr.io`) whose names are denied on /v2 with an import hint. */
   blockedRegistries: string[];
   audit: AuditConfig;
+  /** How long a secret scan's claim lasts without renewal, in seconds; a scan whose process died is taken over after it. */
+  scanLeaseSeconds: number;
   logLevel: string;
 }
 
@@ -128,6 +130,7 @@ const environmentSchema = z.object({
   EMBEDDED_PG_PORT: portText.default(54329),
   REPLICA_ID: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'expected 1-128 letters, digits, dots, colons, underscores or hyphens').optional(),
   AUDIT_FAIL_OPEN_PULLS: booleanText.optional(),
+  SCAN_LEASE_SECONDS: secondsText.pipe(z.number().min(2, 'expected at least 2 seconds').max(3600, 'expected at most 3600 seconds')).default(120),
   AUDIT_LOCK_TIMEOUT: z.coerce.number({ error: 'expected a number of milliseconds' }).int('expected whole milliseconds').min(100, 'expected at least 100 milliseconds').max(600_000, 'expected at most 600000 milliseconds (10 minutes)').default(5000),
   STORAGE_DRIVER: z.enum(['filesystem', 's3'], { error: 'expected filesystem or s3' }).optional(),
   S3_ENDPOINT: httpUrl.optional(),
@@ -251,6 +254,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     attachments: { mediaTypes: attachmentMediaTypes, maxBytes: values.ATTACHMENT_MAX_BYTES },
     blockedRegistries,
     audit: { replica: values.REPLICA_ID ?? os.hostname(), failOpenPulls: values.AUDIT_FAIL_OPEN_PULLS ?? false, lockTimeoutMs: values.AUDIT_LOCK_TIMEOUT },
+    scanLeaseSeconds: values.SCAN_LEASE_SECONDS,
     logLevel: values.LOG_LEVEL,
   };
 }

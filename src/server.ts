@@ -89,7 +89,8 @@ export async function startGateway(config: Config, logger: pino.Logger): Promise
     await ensureBootstrapAdmin(db, config.auth.adminPassword, logger, process.stdout, (trx, username) => recordBootstrapAdmin(trx, config.audit, username));
     const events = createAuditSink(db, logger, config.audit, { writer: auditWriter });
     const auth = await createAuthServices(db, config.auth, events, logger);
-    const app = createApp({ config, db, store: opened.store, logger, auth, events, jobs });
+    const lease = { leaseSeconds: config.scanLeaseSeconds, renewSeconds: Math.max(1, Math.floor(config.scanLeaseSeconds / 4)) };
+    const app = createApp({ config, db, store: opened.store, logger, auth, events, jobs, scanSettings: { lease } });
     await jobs.start();
 
     server = await new Promise<Server>((resolve, reject) => {
