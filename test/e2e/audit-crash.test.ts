@@ -1,42 +1,21 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { verifyChain } from '../../src/audit/verify.js';
 import { fetchToken } from '../helpers/auth.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { RegistryClient, uniqueRepository } from '../helpers/registry-client.js';
+import { killGatewayProcess, startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
 
-const BIN = fileURLToPath(new URL('../../bin/portcullis.js', import.meta.url));
 const ADMIN = { username: 'admin', password: 'crash-test-admin-password' };
 const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-/** Starts the gateway as a child process and resolves with its URL once it listens. */
-function startGateway(databaseUrl: string, dataDir: string): Promise<{ child: ChildProcess; url: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'serve'], {
-      env: { ...process.env, DATABASE_URL: databaseUrl, DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'info', PORTCULLIS_ADMIN_PASSWORD: ADMIN.password, REPLICA_ID: 'crash-test' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /Portcullis is listening on (http:\/\/[^"\s]+)/.exec(output);
-      if (match?.[1]) {
-        child.stdout?.off('data', onData);
-        child.stdout?.resume();
-        resolve({ child, url: match[1] });
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.resume();
-    child.once('exit', (code) => reject(new Error(`the gateway exited with ${code} before it listened: ${output.slice(-2000)}`)));
-  });
+function startGateway(databaseUrl: string, dataDir: string): Promise<GatewayProcess> {
+  return startGatewayProcess(databaseUrl, dataDir, { PORTCULLIS_ADMIN_PASSWORD: ADMIN.password, REPLICA_ID: 'crash-test' });
 }
 
 /** GETs a manifest with a request id; resolves true only when the whole 200 response arrived. */
@@ -54,7 +33,7 @@ function pullOnce(agent: http.Agent, url: string, token: string, requestId: stri
 describe('a gateway killed under pull load', () => {
   let database: TestDatabase;
   let dataDir: string;
-  let gateway: { child: ChildProcess; url: string };
+  let gateway: GatewayProcess;
 
   before(async () => {
     database = await createTestDatabase();
@@ -63,7 +42,7 @@ describe('a gateway killed under pull load', () => {
   });
 
   after(async () => {
-    if (gateway.child.exitCode === null && gateway.child.signalCode === null) gateway.child.kill('SIGKILL');
+    await killGatewayProcess(gateway);
     await database.drop();
     await rm(dataDir, { recursive: true, force: true });
   });

@@ -1,41 +1,21 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createGzip } from 'node:zlib';
 import tar from 'tar-stream';
-import { CLI_BIN } from '../helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { RegistryClient, uniqueRepository } from '../helpers/registry-client.js';
 import { imageConfig, pushLayeredImage, waitForScanState } from '../helpers/scan-images.js';
+import { killGatewayProcess, startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
 
 const ADMIN = { username: 'admin', password: 'scan-crash-admin-password' };
 const MIB = 1024 * 1024;
 const LEASE_SECONDS = 3;
 
-/** Starts the gateway as a child process with a short scan lease; resolves with its URL once it listens. */
-function startGateway(databaseUrl: string, dataDir: string): Promise<{ child: ChildProcess; url: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI_BIN, 'serve'], {
-      env: { ...process.env, DATABASE_URL: databaseUrl, DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'info', PORTCULLIS_ADMIN_PASSWORD: ADMIN.password, SCAN_LEASE_SECONDS: String(LEASE_SECONDS) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /Portcullis is listening on (http:\/\/[^"\s]+)/.exec(output);
-      if (match?.[1]) {
-        child.stdout?.off('data', onData);
-        child.stdout?.resume();
-        resolve({ child, url: match[1] });
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.resume();
-    child.once('exit', (code) => reject(new Error(`the gateway exited with ${code} before it listened: ${output.slice(-2000)}`)));
-  });
+function startGateway(databaseUrl: string, dataDir: string): Promise<GatewayProcess> {
+  return startGatewayProcess(databaseUrl, dataDir, { PORTCULLIS_ADMIN_PASSWORD: ADMIN.password, SCAN_LEASE_SECONDS: String(LEASE_SECONDS) });
 }
 
 /** Builds a gzip tar layer of text files that expands to `totalMiB` but compresses to a few MiB, so its scan takes seconds. */
@@ -66,7 +46,7 @@ async function largeTextLayer(totalMiB: number, fileMiB = 16): Promise<Buffer> {
 describe('a gateway killed in the middle of a secret scan', () => {
   let database: TestDatabase;
   let dataDir: string;
-  let gateway: { child: ChildProcess; url: string };
+  let gateway: GatewayProcess;
   let digest: string;
   let interrupted: boolean;
 
@@ -78,15 +58,14 @@ describe('a gateway killed in the middle of a secret scan', () => {
     const image = await pushLayeredImage(new RegistryClient(gateway.url, ADMIN), uniqueRepository('crash/scan'), imageConfig(), [layer], 'v1');
     digest = image.digest;
     interrupted = (await waitForScanState(database.db, digest, ['scanning', 'clean', 'findings', 'failed'])) === 'scanning';
-    gateway.child.kill('SIGKILL');
-    await new Promise((resolve) => gateway.child.once('exit', resolve));
+    await killGatewayProcess(gateway);
     // Past the lease, the restarted gateway finds the scan abandoned as soon as it starts.
     await new Promise((resolve) => setTimeout(resolve, (LEASE_SECONDS + 1) * 1000));
     gateway = await startGateway(database.url, dataDir);
   });
 
   after(async () => {
-    if (gateway.child.exitCode === null && gateway.child.signalCode === null) gateway.child.kill('SIGKILL');
+    await killGatewayProcess(gateway);
     await database.drop();
     await rm(dataDir, { recursive: true, force: true });
   });
