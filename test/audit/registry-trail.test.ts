@@ -11,7 +11,7 @@ import { createTestUser, grantToUser, startTestServer, type TestServer } from '.
 
 type Row = AuditEventRow;
 
-/** The first layer of an image manifest. */
+/** Returns the first layer of an image manifest. */
 function layerOf(document: ManifestDocument): { digest: string; size: number } {
   const parsed = JSON.parse(document.body.toString()) as { layers: Array<{ digest: string; size: number }> };
   const layer = parsed.layers[0];
@@ -339,7 +339,7 @@ describe('audit trail of a registry session', () => {
       await open.close();
     });
 
-    test('a pull is served and its event is written once the trail is back', async () => {
+    test('pull served, event written later', async () => {
       const restore = await breakTrail(server.db);
       let status: number;
       try {

@@ -291,7 +291,7 @@ describe('tampering found by verify', () => {
     }
   });
 
-  test('the genesis hash is 64 zeros in the chain head of a new trail', async () => {
+  test('new chain head has the genesis hash', async () => {
     const fresh = await createTestDatabase();
     try {
       assert.equal((await fresh.db('audit_chain').first('last_hash')).last_hash, GENESIS_HASH);

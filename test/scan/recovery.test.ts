@@ -15,7 +15,7 @@ describe('scans whose run died', () => {
     const image = await pushLayeredImage(new RegistryClient(server.url, server.admin), uniqueRepository('recover/app'), imageConfig(), [layer], 'v1');
     digest = image.digest;
     await waitForScanState(server.db, digest, ['clean']);
-    // A process killed mid-scan leaves the row in `scanning` with a lease nobody renews.
+    // A process killed mid-scan leaves the row in `scanning` with a lease that no run renews.
     await server.db('scans').where({ digest }).update({ state: 'scanning', lease_owner: 'dead-process', lease_expires_at: server.db.raw("now() - interval '1 second'"), finished_at: null });
     recovered = await server.app.recoverScans();
   });
