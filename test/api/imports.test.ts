@@ -137,6 +137,12 @@ describe('imports from an allowlisted upstream', { skip: skopeoMissing }, () => 
     assertDocumented('/api/v1/imports/{id}', 'get', got);
   });
 
+  test('imported image is queued for a secret scan', async () => {
+    const { single } = upstream;
+    const scan: { state: string } | undefined = await gateway.db('scans').where({ digest: single.fixture.manifest.digest }).first('state');
+    assert.notEqual(scan, undefined, 'the imported image has no scan');
+  });
+
   test('index import copies every platform', async () => {
     const { index } = upstream;
     const created = await createImport({ source: `${upstream.server.host}/${index.repository}:${index.tag}`, target: 'mirror/multi-arch' });
