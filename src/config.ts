@@ -41,7 +41,7 @@ export interface AuditConfig {
   replica: string;
   /** Serve pulls whose audit event cannot be written, keeping the event for a later write; every other request still fails closed. */
   failOpenPulls: boolean;
-  /** Longest wait for the audit chain's lock before a request fails with 503, in milliseconds. */
+  /** Maximum wait for the audit chain's lock before a request fails with 503, in milliseconds. */
   lockTimeoutMs: number;
 }
 

@@ -140,7 +140,7 @@ function requireAuditRead(request: Request, response: Response, next: NextFuncti
   next();
 }
 
-/** The Link header of the next page: this request's path and parameters with the next cursor. */
+/** Returns the Link header of the next page: this request's path and parameters with the next cursor. */
 function nextLink(request: Request, cursor: string): string {
   const parameters = new URLSearchParams();
   for (const [name, value] of Object.entries(request.query as Record<string, string>)) {
@@ -253,7 +253,7 @@ function notFound(request: Request): never {
 }
 
 function noStore(_request: Request, response: Response, next: NextFunction): void {
-  // Every query may see new events, so no cache may keep an answer.
+  // Every query may find new events, so no cache may keep a response.
   response.set('Cache-Control', 'no-store');
   next();
 }

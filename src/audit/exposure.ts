@@ -51,8 +51,8 @@ export interface ExposureIncident {
 }
 
 /**
- * Who pulled a digest before its first revocation or rejection. `status`
- * names the first incident: `revoked`, `rejected`, or `not-revoked` when
+ * Report of the pulls of a digest before its first revocation or rejection.
+ * `status` names the first incident: `revoked`, `rejected`, or `not-revoked` when
  * there was none, in which case the pulls are every pull so far.
  */
 export interface ExposureReport extends Omit<PullsReport, 'repository'> {
@@ -63,8 +63,8 @@ export interface ExposureReport extends Omit<PullsReport, 'repository'> {
   /** Every revocation and rejection of the digest in the repository, oldest first, at most 100. */
   incidents: ExposureIncident[];
   /**
-   * Who pulled the digest after the first incident, which only holders of
-   * uncertified access can do: one entry per actor. Empty when there was no incident.
+   * Actors who pulled the digest after the first incident, which only holders
+   * of uncertified access can do: one entry per actor. Empty without an incident.
    */
   pulledAfter: PullerSummary[];
 }

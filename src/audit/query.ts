@@ -60,7 +60,7 @@ export class InvalidAuditQueryError extends Error {
 
 /**
  * Encodes the position after an event as an opaque cursor: base64url of a
- * JSON object. The next page holds the events with a lower sequence number,
+ * JSON object. The next page contains the events with a lower sequence number,
  * so events appended meanwhile, which get higher numbers, never shift it.
  */
 export function encodeCursor(seq: number): string {
@@ -97,10 +97,10 @@ function checkFilter(filter: AuditFilter): void {
 }
 
 /**
- * Sequence numbers of the first and last event in [from, to), or null when
- * the range holds no event. Sequence numbers and times grow together (each
- * append takes a time no earlier than the chain's last one), so the events of
- * a time range are one run of sequence numbers. Bounding a query by them lets
+ * Returns the sequence numbers of the first and last event in [from, to), or
+ * null when the range contains no event. Sequence numbers and times grow
+ * together, because each append takes a time no earlier than the chain's last
+ * one. So the events of a time range are one run of sequence numbers. Bounding a query by them lets
  * PostgreSQL read the (repository, seq), (digest, seq), … indexes over just
  * that run instead of every newer event of the repository or digest.
  */
@@ -166,7 +166,7 @@ export async function queryEvents(db: Knex, query: AuditQuery): Promise<AuditPag
   const bounds = await boundsOf(db, query);
   if (bounds.empty) return { events: [], nextCursor: null };
 
-  // One row beyond the page tells whether another page follows.
+  // One row beyond the page shows whether another page follows.
   const events = await readBatch(db, query, bounds.seqRange, before, limit + 1);
   if (events.length <= limit) return { events, nextCursor: null };
   const page = events.slice(0, limit);

@@ -14,7 +14,7 @@ export interface AuditWriterOptions {
   maxBatch?: number;
   /** Events kept for a later attempt after their append failed, when the caller chose not to wait for them. */
   maxBacklog?: number;
-  /** Longest wait for the chain head's lock, in milliseconds; an append that waits longer fails. */
+  /** Maximum wait for the chain head's lock, in milliseconds. An append that waits longer fails. */
   lockTimeoutMs?: number;
   /** Name of this gateway process, on the events that report dropped events. */
   replica?: string;

@@ -88,13 +88,13 @@ function actorText(actor: { kind: string; subject: string | null }): string {
   return actor.subject === null ? actor.kind : `${actor.subject} (${actor.kind})`;
 }
 
-/** Longest details text shown for an event without a repository. */
+/** Maximum length of the details text shown for an event without a repository. */
 const MAX_DETAILS_TEXT = 160;
 
 /** Formats one event as a line: time, number, action, actor, address, repository, reference or digest, decision and reason. */
 function eventLine(event: EventView): string {
   let target = event.repository === null ? '-' : `${event.repository}${event.reference ? `:${event.reference}` : ''}${event.digest ? `@${event.digest}` : ''}`;
-  // Account, policy and login events have no repository; their details say what changed.
+  // Account, policy and login events have no repository; their details describe the change.
   if (event.repository === null && Object.keys(event.details).length > 0) {
     const details = JSON.stringify(event.details);
     target = details.length > MAX_DETAILS_TEXT ? `${details.slice(0, MAX_DETAILS_TEXT - 1)}…` : details;

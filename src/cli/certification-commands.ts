@@ -2,7 +2,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { PACKAGE_VERSION } from '../version.js';
 import { CommandError } from './password-input.js';
 
-/** User agent of the CLI's requests, so the audit trail tells them from other clients. */
+/** User agent of the CLI's requests, so the audit trail can distinguish them from other clients. */
 const CLI_USER_AGENT = `portcullis-cli/${PACKAGE_VERSION}`;
 
 /** Gateway URL when neither --url nor PORTCULLIS_URL is set: a gateway started by `portcullis serve` on this machine. */

@@ -32,7 +32,7 @@ export class ScanNotFoundError extends Error {
   }
 }
 
-/** A rescan of a scan that a run holds right now. */
+/** A rescan of a scan that a run has claimed right now. */
 export class ScanConflictError extends Error {
   constructor(
     readonly digest: string,

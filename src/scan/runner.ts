@@ -92,8 +92,8 @@ export class ScanRunner {
     signal.addEventListener('abort', stopOnAbort, { once: true });
     const renewal = setInterval(() => {
       this.renew(digest, owner).then(
-        (held) => {
-          if (!held) controller.abort(new LeaseLostError(digest));
+        (stillOwned) => {
+          if (!stillOwned) controller.abort(new LeaseLostError(digest));
         },
         (error: unknown) => logger.warn({ err: error }, 'renewing the scan lease failed; the next renewal tries again'),
       );
@@ -171,8 +171,8 @@ export class ScanRunner {
     const error = unscannable.length > 0 ? unscannable.map((blob) => `${blob.blob === 'config' ? 'the configuration' : `layer ${blob.blob}`} could not be scanned: ${blob.reason ?? 'unknown reason'}`).join('; ') : null;
 
     await this.deps.db.transaction(async (trx) => {
-      const held = await trx('scans').where({ digest, lease_owner: owner, state: 'scanning' }).forUpdate().first('digest');
-      if (!held) throw new LeaseLostError(digest);
+      const owned = await trx('scans').where({ digest, lease_owner: owner, state: 'scanning' }).forUpdate().first('digest');
+      if (!owned) throw new LeaseLostError(digest);
 
       // One statement binds at most 65535 parameters (the PostgreSQL protocol counts them in 16 bits), so rows go in batches.
       for (let start = 0; start < findings.length; start += FINDING_INSERT_BATCH) {

@@ -310,10 +310,10 @@ describe('audit trail of a registry session', () => {
       const impatient = await startTestServer({ shareWith: server, audit: { lockTimeoutMs: 200 } });
       const client = new RegistryClient(impatient.url, impatient.admin);
       let release: () => void = () => undefined;
-      const held = new Promise<void>((resolve) => (release = resolve));
+      const lockReleased = new Promise<void>((resolve) => (release = resolve));
       const holding = server.db.transaction(async (trx) => {
         await trx.raw('lock table audit_chain in access exclusive mode');
-        await held;
+        await lockReleased;
       });
       try {
         // The Basic login is recorded before the pull, and its event meets the lock first.

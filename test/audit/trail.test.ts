@@ -82,9 +82,9 @@ describe('audit trail in PostgreSQL', () => {
     test('the chain is valid after two replicas appended at once', async () => {
       const second = createDatabase(database.url, { poolMax: 4 });
       try {
-        const one = new AuditWriter(db, silent);
-        const two = new AuditWriter(second, silent);
-        await Promise.all(Array.from({ length: 150 }, (_, index) => (index % 2 === 0 ? one : two).append(emptyInput('manifest.pull', index % 2 === 0 ? 'r1' : 'r2'))));
+        const firstWriter = new AuditWriter(db, silent);
+        const secondWriter = new AuditWriter(second, silent);
+        await Promise.all(Array.from({ length: 150 }, (_, index) => (index % 2 === 0 ? firstWriter : secondWriter).append(emptyInput('manifest.pull', index % 2 === 0 ? 'r1' : 'r2'))));
         const report = await verifyChain(db);
         assert.equal(report.problem, null);
       } finally {
@@ -141,8 +141,8 @@ describe('audit trail in PostgreSQL', () => {
     });
 
     test('keeps the events it could hold', async () => {
-      const kept = await db('audit_events').where({ request_id: 'dropped-0' }).first('seq');
-      assert.notEqual(kept, undefined);
+      const keptEvent = await db('audit_events').where({ request_id: 'dropped-0' }).first('seq');
+      assert.notEqual(keptEvent, undefined);
     });
   });
 

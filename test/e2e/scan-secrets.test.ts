@@ -3,8 +3,8 @@
  * skopeo, a scan worker of the gateway scans them, and the findings, the
  * Security gate and the waivers are checked through the REST API.
  *
- * The secrets image has a .env with a fake AWS key pair (and AWS's
- * documented example pair, which must be ignored), an OpenSSH private key
+ * The secrets image has a .env with a fake AWS key pair. It also has AWS's
+ * documented example pair, which must be ignored, an OpenSSH private key
  * that a later layer deletes with a whiteout, a password in Env and a token
  * in a RUN line of the history. The clean image is made of ordinary system
  * files: part of /usr/share and /etc/ssl/certs.

@@ -31,8 +31,8 @@ export async function createReviewers(server: TestServer, prefix = 'reviewer'): 
 
 /**
  * Pushes a new image as the administrator, tagged when `tag` is given, and
- * records a clean secret scan of it, so Security may approve it; returns its
- * manifest digest.
+ * returns its manifest digest. It also records a clean secret scan of the
+ * image, because Security may approve only a scanned image.
  */
 export async function pushImage(server: TestServer, repository: string, tag?: string): Promise<string> {
   const manifest = await new RegistryClient(server.url, server.admin).pushImage(repository, tag);

@@ -37,7 +37,7 @@ export async function tarGzLayer(files: LayerFiles): Promise<Buffer> {
   return gzipSync(Buffer.concat(chunks));
 }
 
-/** An OCI image configuration with the environment and history given. */
+/** Returns an OCI image configuration with the given environment and history. */
 export function imageConfig(options: { env?: string[]; history?: string[] } = {}): Buffer {
   return Buffer.from(
     JSON.stringify({
@@ -116,7 +116,7 @@ export const AWS_EXAMPLE_KEYS = 'AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\nAWS_SEC
  * Builds the layers and config of the secrets image: layer 1 has `app/.env`
  * with the AWS key pair, the OpenSSH private key at
  * `home/app/.ssh/id_ed25519` and the documented example keys in
- * `app/docs/aws-example.env`; layer 2 deletes the key with a whiteout; the
+ * `app/docs/aws-example.env`. Layer 2 deletes the key with a whiteout. The
  * config has DB_PASSWORD in Env and a GitHub token in a RUN line of its
  * history.
  */

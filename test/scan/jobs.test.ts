@@ -1,9 +1,9 @@
 /**
- * Scan jobs against real PostgreSQL, pg-boss and the filesystem store: a
- * pushed image is picked up and finished, a stop in the middle of a slow
- * scan is retried by another worker, an expired lease is taken over, and two
- * workers never scan one digest at the same time (checked on the claim log
- * in scan_runs, not on timing).
+ * Scan jobs against real PostgreSQL, pg-boss and the filesystem store. A
+ * pushed image is picked up and finished, and a stop in the middle of a slow
+ * scan is retried by another worker. An expired lease is taken over, and two
+ * workers never scan one digest at the same time, which the claim log in
+ * scan_runs shows without relying on timing.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';

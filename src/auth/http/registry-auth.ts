@@ -14,7 +14,7 @@ export interface RegistryAuthOptions {
   service: string;
   /** Returns the external base URL, for the challenge's realm. */
   baseUrl(request: Request): string;
-  /** Receives the denials of pulls that fail for lack of a permission, before the pull gate sees them. */
+  /** Receives the denials of pulls that fail for lack of a permission, before the pull gate decides them. */
   events: RegistryEventSink;
 }
 

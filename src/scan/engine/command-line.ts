@@ -119,7 +119,7 @@ const PROGRAMS: ReadonlyMap<string, PasswordOptions> = new Map([
 
 const SHELLS = new Set(['sh', 'bash', 'ash', 'dash', 'zsh', 'ksh']);
 
-/** A password found on a command line, with the index of the word that holds it. */
+/** A password found on a command line, with the index of the word that contains it. */
 export interface CommandPassword {
   value: string;
   wordIndex: number;

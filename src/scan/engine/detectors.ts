@@ -172,8 +172,9 @@ const WORD_CASE = /^(?:[A-Z]?[a-z]+)+$|^[A-Z]+$/;
 /**
  * Reports whether a value looks like a password someone generated or chose rather than a word, a
  * name, a number or a sample. The value must be 8 to 1024 printable ASCII characters without
- * spaces, pass isSecretValue and looksRandom, contain no sample word, and have letters with a
- * digit, a symbol other than '-', '_' and '.', or a case change inside a word. Used where the name
+ * spaces, and it must pass isSecretValue and looksRandom and contain no sample word. It must
+ * also have letters with a digit, a symbol other than '-', '_' and '.', or a case change inside
+ * a word. Used where the name
  * alone does not make a value a secret: passwords in URLs and secret-named keys in config files.
  */
 export function looksLikePassword(value: string): boolean {

@@ -12,8 +12,8 @@ export interface SecretDigest {
 
 /** Digests a secret string, keeping at most a quarter of it (and never more than 4 characters) as the preview prefix. */
 export function digestSecret(secret: string): SecretDigest {
-  const shown = Math.min(4, Math.floor(secret.length / 4));
-  return { prefix: secret.slice(0, shown), sha256: createHash('sha256').update(secret, 'latin1').digest('hex') };
+  const prefixLength = Math.min(4, Math.floor(secret.length / 4));
+  return { prefix: secret.slice(0, prefixLength), sha256: createHash('sha256').update(secret, 'latin1').digest('hex') };
 }
 
 /** Collects findings for one layer or config, dropping a second report of the same secret on the same line. */

@@ -19,7 +19,7 @@ export interface Finding {
 }
 
 /** Bounds on the work one layer scan may do. */
-/** How previews are redacted. */
+/** Redaction settings of previews. */
 export interface PreviewOptions {
   /** Key of the HMAC that replaces the plain sha256 in previews; keep it secret and the same on every replica. */
   previewKey?: Buffer;
