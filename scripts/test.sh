@@ -68,6 +68,25 @@ if [ "$started_ceph" = 1 ] && [ "${KEEP_CEPH:-0}" != "1" ]; then
   trap 'bash scripts/ceph-rgw.sh stop >/dev/null 2>&1 || true' EXIT
 fi
 
+# As root, embedded PostgreSQL runs its binaries from node_modules as the
+# postgres system user, which needs search permission on every directory
+# above the checkout. A checkout under a mode 0700 directory (as mktemp -d
+# makes) lacks it, so it is granted here, one directory at a time.
+grant_postgres_search_permission() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  id postgres >/dev/null 2>&1 || return 0
+  local directory
+  directory="$(pwd)"
+  while [ "$directory" != "/" ]; do
+    if ! runuser -u postgres -- test -x "$directory" 2>/dev/null; then
+      chmod o+x "$directory"
+      log "granted search permission on $directory to the postgres user, which runs embedded PostgreSQL"
+    fi
+    directory="$(dirname "$directory")"
+  done
+}
+grant_postgres_search_permission
+
 shopt -s globstar nullglob
 if [ "$#" -gt 0 ]; then
   files=("$@")
